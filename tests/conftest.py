@@ -1,0 +1,13 @@
+"""Shared fixtures: one real temporary Prefect server for the whole session."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real temporary Prefect API server (SQLite), shared by every test that needs one."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
