@@ -1,0 +1,41 @@
+"""How a `run()` result becomes append_row lines, and how those lines are staged for commit.
+
+The format is Azure ML's: a list or tuple element is written as `str(element)` on its own line;
+a DataFrame row as its values joined by single spaces, with no header and no index.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import fsspec
+import pandas as pd
+
+
+def format_rows(result: Sequence[Any] | pd.DataFrame, limit: int) -> Iterator[str]:
+    """Yield the first `limit` rows of a `run()` result as append_row lines (no newline)."""
+    if isinstance(result, pd.DataFrame):
+        for values in result.head(limit).itertuples(index=False, name=None):
+            yield " ".join(str(value) for value in values)
+        return
+    for element in result[:limit]:
+        yield str(element)
+
+
+def stage_rows(staging_dir: str, mini_batch_id: str, attempt: int, lines: Iterator[str]) -> str:
+    """Write `lines` to a new staged part file under `staging_dir` and return its URL.
+
+    The name is unique per write, so two attempts of one mini-batch (a retry racing a
+    timed-out attempt, or a mini-batch run twice after a lost worker) never share a file;
+    only the flow's commit step decides which staged file becomes the mini-batch's part.
+    """
+    fs, root = fsspec.core.url_to_fs(staging_dir)
+    fs.makedirs(root, exist_ok=True)
+    path = f"{root.rstrip('/')}/{mini_batch_id}.attempt-{attempt}.{uuid.uuid4().hex}.rows"
+    with fs.open(path, "w", encoding="utf-8") as staged:
+        for line in lines:
+            staged.write(line)
+            staged.write("\n")
+    return fs.unstrip_protocol(path)

@@ -1,0 +1,199 @@
+"""`parallel_run`: the Prefect flow behind ParallelRunStep, the CLI and deployments."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+
+from prefect_parallelrun.commit import OutputFolder
+from prefect_parallelrun.config import DaskCompute, ParallelRunConfig
+from prefect_parallelrun.dispatch.arguments import check_arguments
+from prefect_parallelrun.dispatch.fingerprint import entry_script_path, job_fingerprint
+from prefect_parallelrun.dispatch.monitor import JobMonitor
+from prefect_parallelrun.dispatch.outcome import JobOutcome, summarize
+from prefect_parallelrun.dispatch.running_job import RunningJob
+from prefect_parallelrun.dispatch.thresholds import Thresholds
+from prefect_parallelrun.execute.compute import open_compute
+from prefect_parallelrun.execute.environment import check_environment
+from prefect_parallelrun.execute.job import drain_job, start_job, stop_job
+from prefect_parallelrun.execute.process_spec import ProcessSpec
+from prefect_parallelrun.plan import FileDataset, JobPlan, TabularDataset, plan_job
+from prefect_parallelrun.report import JobLogs, ParallelRunResult, ProgressReporter
+
+Dataset = FileDataset | TabularDataset
+
+
+@flow(name="parallel-run", flow_run_name="{name}", persist_result=False, log_prints=False)
+def parallel_run(
+    config: ParallelRunConfig,
+    inputs: list[Dataset],
+    output: str | None = None,
+    arguments: list[str] | None = None,
+    name: str = "parallel-run",
+    resume: bool = True,
+    allow_reuse: bool = True,
+) -> State:
+    """Split `inputs` into mini-batches and run the config's entry script on each, on Dask.
+
+    Each mini-batch is a task run named `mini-batch-<index>`. The flow run ends Completed or
+    Failed to match the job; its data is a `ParallelRunResult` either way.
+    """
+    started = time.monotonic()
+    logger = get_run_logger()
+    _apply_logging_level(logger, config.logging_level)
+    arguments = check_arguments(arguments)
+    check_output(config, output)
+    plan = plan_job(inputs, config.mini_batch_size, config.partition_keys)
+    fingerprint = job_fingerprint(config, plan.fingerprint, arguments)
+    logger.info(
+        "Planned %d mini-batches from %d input(s) (%s).",
+        len(plan.mini_batches), len(inputs), plan.kind,
+    )
+    folder = _output_folder(config, output)
+    with ExitStack() as cleanup:
+        if folder is not None:
+            cleanup.callback(folder.close)
+            reused = _reusable_result(folder, fingerprint) if allow_reuse else None
+            if reused is not None:
+                logger.info("Reusing the earlier successful run in %s: nothing to do.", output)
+                return Completed(message=reused.message, data=reused)
+        logs_dir = _logs_dir(folder, name, cleanup)
+        logs = JobLogs(logs_dir)
+        committed = folder.prepare(fingerprint, resume) if folder is not None else {}
+        outcome = _run(config, plan, arguments, folder, logs, committed, logger)
+        result = summarize(outcome, plan, folder, logs, time.monotonic() - started)
+        if folder is not None:
+            folder.save_result({"fingerprint": fingerprint, "result": result.to_dict()})
+            folder.publish_logs(logs_dir)
+    if result.succeeded:
+        return Completed(message=result.message, data=result)
+    return Failed(name=outcome.state_name, message=result.message, data=result)
+
+
+def check_output(config: ParallelRunConfig, output: str | None) -> None:
+    """append_row needs an output folder; summary_only may go without one."""
+    if output is None and config.output_action == "append_row":
+        raise ValueError(
+            "output_action is append_row but no output folder was given: pass output=... "
+            "(command line: --output DIR), or use output_action='summary_only'."
+        )
+
+
+def _run(
+    config: ParallelRunConfig, plan: JobPlan, arguments: list[str],
+    folder: OutputFolder | None, logs: JobLogs, committed: dict, logger: logging.Logger,
+) -> JobOutcome:
+    pending = [mb for mb in plan.mini_batches if mb.id not in committed]
+    if committed:
+        logger.info(
+            "Resuming: %d of %d mini-batches were committed by an earlier run; running the "
+            "other %d.", len(committed), len(plan.mini_batches), len(pending),
+        )
+    thresholds = Thresholds.from_config(
+        config.error_threshold, config.allowed_failed_count, config.allowed_failed_percent
+    )
+    progress = ProgressReporter(logs, len(plan.mini_batches), already_done=len(committed))
+    job_id = f"{flow_run.get_id() or 'local'}-{uuid.uuid4().hex[:8]}"
+    with ExitStack() as cleanup:
+        cleanup.callback(progress.close)
+        client = cleanup.enter_context(
+            open_compute(
+                config.compute_target, config.node_count, config.process_count_per_node,
+                load_block=DaskCompute.load,
+            )
+        )
+        stopping: list[str] = []
+
+        def on_abort(reason: str) -> None:
+            logger.error("Aborting the job: %s", reason)
+            stopping.append(reason)
+            stop_job(client, job_id)
+
+        monitor = JobMonitor(thresholds, len(plan.mini_batches), on_abort)
+        monitor.add_committed(
+            [record.mini_batch_index for record in committed.values()],
+            sum(record.succeeded_items for record in committed.values()),
+            sum(record.failed_items for record in committed.values()),
+        )
+        if pending and not monitor.aborted:
+            check_environment(client, config.environment)
+            spec = _process_spec(config, arguments, job_id, folder, logs)
+            start_job(client, spec)
+            job = RunningJob(
+                job_id=job_id, client=client, output=folder, logs=logs, monitor=monitor,
+                progress=progress, run_max_try=config.run_max_try,
+                slots=_slots(client, config), logger=logger,
+            )
+            try:
+                job.dispatch(pending)
+            finally:
+                if not stopping:
+                    drain_job(client, job_id)
+            return JobOutcome(monitor=monitor, last_errors=job.last_errors)
+        return JobOutcome(monitor=monitor, last_errors={})
+
+
+def _process_spec(
+    config: ParallelRunConfig, arguments: list[str], job_id: str,
+    folder: OutputFolder | None, logs: JobLogs,
+) -> ProcessSpec:
+    return ProcessSpec(
+        job_id=job_id,
+        entry_script=str(entry_script_path(config)),
+        source_directory=config.source_directory,
+        arguments=arguments,
+        environment_variables=config.secret_environment_variables(),
+        output_dir=folder.url if folder is not None else None,
+        logs_dir=str(logs.logs_dir),
+        staging_dir=folder.staging_dir if folder is not None else None,
+        output_action=config.output_action,
+        logging_level=config.logging_level,
+        run_invocation_timeout=float(config.run_invocation_timeout),
+        process_count_per_node=config.process_count_per_node,
+    )
+
+
+def _slots(client, config: ParallelRunConfig) -> int:
+    """Entry-script processes the job can keep busy: node_count x process_count_per_node."""
+    workers = client.scheduler_info()["workers"].values()
+    per_node = config.process_count_per_node or max(
+        (worker["nthreads"] for worker in workers), default=1
+    )
+    return max(1, config.node_count * per_node)
+
+
+def _output_folder(config: ParallelRunConfig, output: str | None) -> OutputFolder | None:
+    if output is None:
+        return None
+    name = config.resolved_append_row_file_name if config.output_action == "append_row" else None
+    return OutputFolder(output, name)
+
+
+def _logs_dir(folder: OutputFolder | None, name: str, cleanup: ExitStack) -> Path:
+    if folder is not None and folder.is_local():
+        return Path(folder.local_path) / "logs"
+    if folder is not None:
+        return Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="parallel-run-")))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path.cwd() / "parallel_run_logs" / f"{name}-{stamp}-{uuid.uuid4().hex[:6]}" / "logs"
+
+
+def _reusable_result(folder: OutputFolder, fingerprint: dict) -> ParallelRunResult | None:
+    stored = folder.load_result()
+    if not stored or stored.get("fingerprint") != fingerprint:
+        return None
+    result = ParallelRunResult.from_dict(stored["result"])
+    return result if result.succeeded else None
+
+
+def _apply_logging_level(logger: logging.Logger | logging.LoggerAdapter, level: str) -> None:
+    target = logger.logger if isinstance(logger, logging.LoggerAdapter) else logger
+    target.setLevel(level)

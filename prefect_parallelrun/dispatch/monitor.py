@@ -1,0 +1,110 @@
+"""What the flow knows about its mini-batches while they run, and when it must abort."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prefect_parallelrun.dispatch.thresholds import FailureCounts, Thresholds, crossed_threshold
+
+
+@dataclass
+class Tally:
+    """Finished mini-batches and items, this run and committed earlier."""
+
+    succeeded_mini_batches: int = 0
+    failed_mini_batches: int = 0
+    succeeded_items: int = 0
+    failed_items: int = 0
+    succeeded_indexes: set[int] = field(default_factory=set)
+    failed_indexes: set[int] = field(default_factory=set)
+
+
+class JobMonitor:
+    """Counts attempts as the mini-batch tasks' state hooks report them; aborts once a
+    threshold is crossed or the script cannot start. Safe to call from many task threads."""
+
+    def __init__(
+        self, thresholds: Thresholds, total_mini_batches: int, on_abort: Callable[[str], None]
+    ) -> None:
+        self._thresholds = thresholds
+        self._total = total_mini_batches
+        self._on_abort = on_abort
+        self._lock = threading.Lock()
+        self._failing: set[int] = set()
+        self._all_scheduled = False
+        self.tally = Tally()
+        self.abort_reason: str | None = None
+        self.fatal_error: str | None = None
+
+    @property
+    def aborted(self) -> bool:
+        return self.abort_reason is not None
+
+    def add_committed(self, indexes: list[int], succeeded_items: int, failed_items: int) -> None:
+        """Count mini-batches committed by an earlier run of the same job (resume)."""
+        with self._lock:
+            self.tally.succeeded_mini_batches += len(indexes)
+            self.tally.succeeded_indexes.update(indexes)
+            self.tally.succeeded_items += succeeded_items
+            self.tally.failed_items += failed_items
+        self._check()
+
+    def all_scheduled(self) -> None:
+        with self._lock:
+            self._all_scheduled = True
+        self._check()
+
+    def attempt_failed(self, index: int) -> None:
+        """A failed attempt that will be retried: the mini-batch is failing for now."""
+        with self._lock:
+            self._failing.add(index)
+        self._check()
+
+    def mini_batch_failed(self, index: int, items: int) -> None:
+        """The last attempt failed: every item of the mini-batch counts as failed."""
+        with self._lock:
+            self._failing.add(index)
+            self.tally.failed_mini_batches += 1
+            self.tally.failed_items += items
+            self.tally.failed_indexes.add(index)
+        self._check()
+
+    def mini_batch_succeeded(self, index: int, succeeded_items: int, failed_items: int) -> None:
+        with self._lock:
+            self._failing.discard(index)
+            self.tally.succeeded_mini_batches += 1
+            self.tally.succeeded_indexes.add(index)
+            self.tally.succeeded_items += succeeded_items
+            self.tally.failed_items += failed_items
+        self._check()
+
+    def fatal(self, error: str) -> None:
+        """The entry script cannot run at all (init() fails everywhere): end the job now."""
+        with self._lock:
+            if self.fatal_error is None:
+                self.fatal_error = error
+        self.abort(f"the entry script cannot start: {error}")
+
+    def abort(self, reason: str) -> None:
+        with self._lock:
+            if self.abort_reason is not None:
+                return
+            self.abort_reason = reason
+        self._on_abort(reason)
+
+    def counts(self) -> FailureCounts:
+        with self._lock:
+            return FailureCounts(
+                failed_items=self.tally.failed_items,
+                failing_mini_batches=len(self._failing),
+                failed_mini_batches=self.tally.failed_mini_batches,
+                total_mini_batches=self._total,
+                all_scheduled=self._all_scheduled,
+            )
+
+    def _check(self) -> None:
+        reason = crossed_threshold(self._thresholds, self.counts())
+        if reason is not None:
+            self.abort(reason)

@@ -1,0 +1,114 @@
+"""How a finished (or aborted) job becomes its result, its final file and its reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect_parallelrun.commit import OutputFolder
+from prefect_parallelrun.dispatch.monitor import JobMonitor
+from prefect_parallelrun.execute.results import AttemptResult
+from prefect_parallelrun.plan import JobPlan
+from prefect_parallelrun.report import (
+    JobLogs,
+    ParallelRunResult,
+    publish_failed_mini_batches,
+    publish_summary,
+)
+
+
+@dataclass
+class JobOutcome:
+    """What dispatch leaves behind: the counts and the last error of each failing mini-batch."""
+
+    monitor: JobMonitor
+    last_errors: dict[int, AttemptResult]
+    state_name: str = "Failed"
+
+
+def summarize(
+    outcome: JobOutcome, plan: JobPlan, folder: OutputFolder | None, logs: JobLogs,
+    seconds: float,
+) -> ParallelRunResult:
+    """Assemble the output file, write failed_items.txt and job_result.txt, publish artifacts."""
+    tally = outcome.monitor.tally
+    failed = [plan.mini_batches[index] for index in sorted(tally.failed_indexes)]
+    logs.write_failed_items(
+        line for mini_batch in failed for line in mini_batch.failed_items_lines()
+    )
+    if folder is not None:
+        folder.assemble(mini_batch.id for mini_batch in plan.mini_batches)
+    processed_items = tally.succeeded_items + tally.failed_items
+    not_run = len(plan.mini_batches) - tally.succeeded_mini_batches - tally.failed_mini_batches
+    status, message = _status_and_message(outcome, plan, folder, not_run)
+    result = ParallelRunResult(
+        status=status,
+        message=message,
+        total_mini_batches=len(plan.mini_batches),
+        succeeded_mini_batches=tally.succeeded_mini_batches,
+        failed_mini_batches=tally.failed_mini_batches,
+        total_items=processed_items + _unfinished_items(plan, outcome.monitor),
+        succeeded_items=tally.succeeded_items,
+        failed_items=tally.failed_items,
+        output_file=folder.output_file if folder is not None else None,
+        logs_dir=folder.logs_url if folder is not None and not folder.is_local()
+        else str(logs.logs_dir),
+        seconds=round(seconds, 3),
+    )
+    logs.write_result(result)
+    publish_failed_mini_batches(
+        [
+            {
+                "mini_batch": str(mini_batch.index),
+                "id": mini_batch.id,
+                "inputs": mini_batch.describe(),
+                "attempts": str(outcome.last_errors[mini_batch.index].attempt)
+                if mini_batch.index in outcome.last_errors else "",
+                "last_error": (outcome.last_errors[mini_batch.index].error or "")
+                if mini_batch.index in outcome.last_errors else "",
+            }
+            for mini_batch in failed
+        ]
+    )
+    publish_summary(result)
+    return result
+
+
+def _status_and_message(
+    outcome: JobOutcome, plan: JobPlan, folder: OutputFolder | None, not_run: int
+) -> tuple[str, str]:
+    monitor, tally = outcome.monitor, outcome.monitor.tally
+    if monitor.fatal_error is not None:
+        outcome.state_name = "EntryScriptCannotStart"
+        return "Failed", (
+            f"The job was aborted: the entry script cannot start. {monitor.fatal_error}"
+        )
+    if monitor.aborted:
+        outcome.state_name = "ThresholdExceeded"
+        return "Failed", (
+            f"The job was aborted: {monitor.abort_reason} {tally.succeeded_mini_batches} "
+            f"mini-batches succeeded, {tally.failed_mini_batches} failed and {not_run} were not "
+            f"run; run the step again to resume with the unfinished ones."
+        )
+    if not plan.mini_batches:
+        return "Completed", "The inputs are empty: 0 mini-batches to run."
+    if folder is not None and folder.output_file is not None and tally.succeeded_items == 0:
+        outcome.state_name = "NoItemSucceeded"
+        return "Failed", (
+            f"No item succeeded (out of {tally.failed_items} failed items in "
+            f"{len(plan.mini_batches)} mini-batches), so append_row has nothing to write. "
+            f"See job_error.txt for the errors."
+        )
+    return "Completed", (
+        f"Completed: {tally.succeeded_mini_batches} of {len(plan.mini_batches)} mini-batches "
+        f"succeeded ({tally.succeeded_items} items succeeded, {tally.failed_items} failed)."
+    )
+
+
+def _unfinished_items(plan: JobPlan, monitor: JobMonitor) -> int:
+    """Items of the mini-batches that never finished, where the plan knows their size."""
+    finished = monitor.tally.succeeded_indexes | monitor.tally.failed_indexes
+    return sum(
+        mini_batch.item_count or 0
+        for mini_batch in plan.mini_batches
+        if mini_batch.index not in finished
+    )

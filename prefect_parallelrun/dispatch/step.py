@@ -1,0 +1,95 @@
+"""`ParallelRunStep`: Azure ML's step object, run as the `parallel_run` Prefect flow."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prefect_parallelrun.config import ParallelRunConfig
+from prefect_parallelrun.dispatch.arguments import check_arguments
+from prefect_parallelrun.dispatch.flow import check_output, parallel_run
+from prefect_parallelrun.plan import FileDataset, TabularDataset
+from prefect_parallelrun.report import ParallelRunResult
+
+Dataset = FileDataset | TabularDataset
+
+
+class ParallelRunStep:
+    """Run an entry script over mini-batches of `inputs`, as Azure ML's ParallelRunStep does.
+
+    Contract: the inputs are split into mini-batches (SPEC §3); every entry-script process
+    calls the script's `init()` once, then `run(mini_batch)` per mini-batch, where the
+    mini-batch is a list of local file paths or a pandas DataFrame; `run()` returns a list,
+    tuple or DataFrame with one element per succeeded item. A failed attempt is retried up to
+    `run_max_try` attempts; the job aborts when a threshold of the config is crossed.
+
+    `run()` returns a `ParallelRunResult` whatever the job's outcome, and raises only for
+    invalid arguments, before anything runs. Called inside a `@flow`, the run is a subflow.
+
+    Example:
+        ```python
+        from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep
+
+        config = ParallelRunConfig(
+            entry_script="score.py", source_directory="scripts", mini_batch_size="10",
+            error_threshold=10, output_action="append_row", compute_target="local",
+            node_count=1,
+        )
+        step = ParallelRunStep(
+            name="score", parallel_run_config=config,
+            inputs=[FileDataset.from_files("images/").as_named_input("images")],
+            output="scores/",
+        )
+        result = step.run()
+        print(result.status, result.output_file)
+        ```
+    """
+
+    def __init__(
+        self,
+        name: str,
+        parallel_run_config: ParallelRunConfig,
+        inputs: Sequence[Dataset],
+        output: str | None = None,
+        side_inputs: Sequence[Dataset] | None = None,
+        arguments: Sequence[str] | None = None,
+        allow_reuse: bool = True,
+    ) -> None:
+        if not isinstance(parallel_run_config, ParallelRunConfig):
+            raise TypeError(
+                "parallel_run_config must be a ParallelRunConfig; load a saved one with "
+                "ParallelRunConfig.load('name') or ParallelRunConfig.load_yaml(None, path)."
+            )
+        if not inputs:
+            raise ValueError("inputs must name at least one FileDataset or TabularDataset.")
+        self.name = name
+        self.parallel_run_config = parallel_run_config
+        self.inputs = list(inputs)
+        self.output = None if output is None else str(output)
+        self.side_inputs = list(side_inputs or [])
+        self.arguments = check_arguments(list(arguments or []))
+        self.allow_reuse = allow_reuse
+        check_output(parallel_run_config, self.output)
+
+    def run(self, resume: bool = True) -> ParallelRunResult:
+        """Run the step (a subflow when called inside a flow) and return its result."""
+        state = parallel_run(
+            config=self.parallel_run_config,
+            inputs=self.inputs,
+            output=self.output,
+            arguments=self.arguments,
+            name=self.name,
+            resume=resume,
+            allow_reuse=self.allow_reuse,
+            return_state=True,
+        )
+        return result_of(state)
+
+
+def result_of(state) -> ParallelRunResult:
+    """The ParallelRunResult carried by a parallel_run flow run's final state."""
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, ParallelRunResult):
+        return data
+    if isinstance(data, BaseException):
+        raise data
+    raise RuntimeError(f"the parallel_run flow ended {state.type.value} without a result.")

@@ -1,0 +1,15 @@
+"""Report stage: the logs folder, Prefect artifacts and the run's result."""
+
+from prefect_parallelrun.report.artifacts import publish_failed_mini_batches, publish_summary
+from prefect_parallelrun.report.job_logs import AttemptRow, JobLogs
+from prefect_parallelrun.report.progress import ProgressReporter
+from prefect_parallelrun.report.result import ParallelRunResult
+
+__all__ = [
+    "AttemptRow",
+    "JobLogs",
+    "ParallelRunResult",
+    "ProgressReporter",
+    "publish_failed_mini_batches",
+    "publish_summary",
+]
