@@ -6,11 +6,17 @@ Runs on the embedded defaults: Prefect's ephemeral API (SQLite) and a Dask Local
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from pathlib import Path
 
-from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep
+# The first start of Prefect's ephemeral API creates its database, which can take a while on a
+# small machine; and this machine may be offline, so no usage telemetry.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = Path.cwd() / "demo-output"

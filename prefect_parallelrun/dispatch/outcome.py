@@ -99,7 +99,7 @@ def _status_and_message(
             f"See job_error.txt for the errors."
         )
     return "Completed", (
-        f"Completed: {tally.succeeded_mini_batches} of {len(plan.mini_batches)} mini-batches "
+        f"{tally.succeeded_mini_batches} of {len(plan.mini_batches)} mini-batches "
         f"succeeded ({tally.succeeded_items} items succeeded, {tally.failed_items} failed)."
     )
 
