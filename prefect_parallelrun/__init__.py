@@ -29,7 +29,16 @@ _PUBLIC = {
     "TabularDataset": "prefect_parallelrun.plan",
     "parallel_run": "prefect_parallelrun.dispatch",
 }
-__all__ = sorted(_PUBLIC)
+__all__ = [
+    "DaskCompute",
+    "EntryScript",
+    "FileDataset",
+    "ParallelRunConfig",
+    "ParallelRunResult",
+    "ParallelRunStep",
+    "TabularDataset",
+    "parallel_run",
+]
 
 
 def __getattr__(name: str) -> Any:

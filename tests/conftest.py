@@ -7,7 +7,6 @@ import os
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-
 # The test server must not try to reach the internet (this machine is offline).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 

@@ -124,8 +124,8 @@ def _run(
             sum(record.failed_items for record in committed.values()),
         )
         if pending and not monitor.aborted:
-            check_environment(client, config.environment)
-            spec = _process_spec(config, arguments, job_id, folder, logs)
+            requirements = check_environment(client, config.environment)
+            spec = _process_spec(config, arguments, job_id, folder, logs, requirements)
             start_job(client, spec)
             job = RunningJob(
                 job_id=job_id, client=client, output=folder, logs=logs, monitor=monitor,
@@ -143,7 +143,7 @@ def _run(
 
 def _process_spec(
     config: ParallelRunConfig, arguments: list[str], job_id: str,
-    folder: OutputFolder | None, logs: JobLogs,
+    folder: OutputFolder | None, logs: JobLogs, requirements: list[str],
 ) -> ProcessSpec:
     return ProcessSpec(
         job_id=job_id,
@@ -158,6 +158,7 @@ def _process_spec(
         logging_level=config.logging_level,
         run_invocation_timeout=float(config.run_invocation_timeout),
         process_count_per_node=config.process_count_per_node,
+        requirements=requirements,
     )
 
 

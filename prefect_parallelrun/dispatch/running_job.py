@@ -29,6 +29,24 @@ from prefect_parallelrun.execute.results import AttemptResult
 from prefect_parallelrun.plan import MiniBatch
 from prefect_parallelrun.report import AttemptRow, JobLogs, ProgressReporter
 
+COUNTING_HOOKS = ("_count_completed_mini_batch", "_count_failed_mini_batch")
+
+
+class _QuietCountingHooks(logging.Filter):
+    """Drops Prefect's two INFO lines per hook call for the counting hooks: two log lines per
+    mini-batch that say nothing to the user, each also a write to the API."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not (
+            message.startswith(("Running hook", "Hook "))
+            and any(name in str(record.getMessage()) for name in COUNTING_HOOKS)
+        )
+
+
+_quiet_counting_hooks = _QuietCountingHooks()
+logging.getLogger("prefect.task_runs").addFilter(_quiet_counting_hooks)
+
 
 class RunningJob(MiniBatchRunner):
     """Dispatches the pending mini-batches of one job as Prefect tasks and keeps their tally."""
@@ -55,8 +73,8 @@ class RunningJob(MiniBatchRunner):
         task = run_mini_batch.with_options(
             retries=self._run_max_try - 1,
             retry_condition_fn=self._retry_condition,
-            on_completion=[self._on_completion],
-            on_failure=[self._on_failure],
+            on_completion=[self._count_completed_mini_batch],
+            on_failure=[self._count_failed_mini_batch],
         )
         # A few more tasks than slots, so a slot never waits for the next task to start.
         window = threading.BoundedSemaphore(self._slots * 2)
@@ -174,14 +192,14 @@ class RunningJob(MiniBatchRunner):
         self._monitor.attempt_failed(attempt.mini_batch_index)
         return not self._monitor.aborted
 
-    def _on_completion(self, task: Any, task_run: TaskRun, state: State) -> None:
+    def _count_completed_mini_batch(self, task: Any, task_run: TaskRun, state: State) -> None:
         outcome: MiniBatchOutcome = state.result()
         self._monitor.mini_batch_succeeded(
             outcome.mini_batch_index, outcome.succeeded_items, outcome.failed_items
         )
         self._progress.finished(succeeded=True)
 
-    def _on_failure(self, task: Any, task_run: TaskRun, state: State) -> None:
+    def _count_failed_mini_batch(self, task: Any, task_run: TaskRun, state: State) -> None:
         error = state.result(raise_on_failure=False)
         if isinstance(error, JobStoppedError):
             return

@@ -1,7 +1,9 @@
 """Entry script for job tests: each item (a small file) says what run() does with it.
 
 Item texts: "ok", "fail-times N" (raise on the first N attempts, counted in $COUNTER_DIR),
-"raise", "sleep S", "exit CODE", "skip" (no result row), "row TEXT" (that row).
+"raise", "sleep S", "sleep-once S" (sleep on the first attempt only), "exit CODE",
+"skip" (no result row), "row TEXT" (that row), "worker-pid" (write the Dask worker's pid to
+$WORKER_PID_FILE, then sleep a second).
 Every run() call appends its item names to $CALLS_FILE, one line per call.
 """
 
@@ -32,6 +34,14 @@ def run(mini_batch):
             raise ValueError(f"cannot score {name}")
         elif command == "sleep":
             time.sleep(float(value))
+        elif command == "sleep-once":
+            counter = Path(os.environ["COUNTER_DIR"]) / name
+            if not counter.exists():
+                counter.write_text("1")
+                time.sleep(float(value))
+        elif command == "worker-pid":
+            Path(os.environ["WORKER_PID_FILE"]).write_text(str(os.getppid()))
+            time.sleep(1)
         elif command == "exit":
             os._exit(int(value))
         elif command == "skip":
