@@ -1,0 +1,200 @@
+"""Compute targets: where a job's Dask workers come from.
+
+`open_compute` turns a config's `compute_target` into a `distributed.Client` for the length of
+a job. One base class holds what every target shares (open a client, close what the job
+started); the subclasses differ only in how the cluster is found or made:
+
+- `"local"`: a `LocalCluster` of `node_count` worker processes on this machine, closed after.
+- `"tcp://host:port"` (any scheduler URL): a running scheduler, left running.
+- a `DaskCompute` block, or the name of a saved one: its `address`, or its `cluster_class`
+  started with `cluster_kwargs`, then adapted (`adapt_kwargs`) or scaled to `node_count`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from distributed import Client
+
+from prefect_parallelrun.execute.hardware import default_process_count
+
+LOCAL = "local"
+LOCAL_CLUSTER_CLASS = "distributed.LocalCluster"
+
+
+class ComputeTargetError(ValueError):
+    """A `compute_target` that names no usable cluster."""
+
+
+class ComputeTarget:
+    """A Dask cluster for one job: `open()` yields a Client and closes what it started."""
+
+    def __init__(self, node_count: int, process_count_per_node: int | None):
+        if node_count <= 0:
+            raise ComputeTargetError(f"node_count must be > 0; got {node_count}.")
+        self.node_count = node_count
+        self.process_count_per_node = process_count_per_node
+
+    @contextmanager
+    def open(self) -> Iterator[Client]:
+        cluster = self._start_cluster()
+        try:
+            with Client(cluster if cluster is not None else self._address()) as client:
+                yield client
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+    def _start_cluster(self) -> Any | None:
+        """The cluster the job starts (and closes), or None to connect to `_address()`."""
+        return None
+
+    def _address(self) -> str:
+        raise NotImplementedError
+
+
+class SchedulerCompute(ComputeTarget):
+    """A running Dask scheduler; the job uses it and leaves it running."""
+
+    def __init__(self, address: str, node_count: int, process_count_per_node: int | None):
+        super().__init__(node_count, process_count_per_node)
+        self.address = address
+
+    def _address(self) -> str:
+        return self.address
+
+
+class ClusterCompute(ComputeTarget):
+    """A cluster class the job starts with `cluster_kwargs`, scales or adapts, and closes."""
+
+    def __init__(
+        self,
+        cluster_class: str,
+        cluster_kwargs: dict[str, Any],
+        adapt_kwargs: dict[str, Any] | None,
+        node_count: int,
+        process_count_per_node: int | None,
+    ):
+        super().__init__(node_count, process_count_per_node)
+        self.cluster_class = _import_cluster_class(cluster_class)
+        self.cluster_kwargs = dict(cluster_kwargs)
+        self.adapt_kwargs = adapt_kwargs
+
+    def _start_cluster(self) -> Any:
+        cluster = self.cluster_class(**self.cluster_kwargs)
+        try:
+            if self.adapt_kwargs is not None:
+                cluster.adapt(**self.adapt_kwargs)
+            else:
+                cluster.scale(self.node_count)
+        except BaseException:
+            cluster.close()
+            raise
+        return cluster
+
+
+class LocalCompute(ClusterCompute):
+    """`node_count` worker processes on this machine, each with one thread per process slot."""
+
+    def __init__(
+        self,
+        node_count: int,
+        process_count_per_node: int | None,
+        cluster_kwargs: dict[str, Any] | None = None,
+        adapt_kwargs: dict[str, Any] | None = None,
+    ):
+        defaults = {
+            "n_workers": node_count if adapt_kwargs is None else 0,
+            "threads_per_worker": process_count_per_node or default_process_count(node_count),
+            "processes": True,
+            "dashboard_address": None,
+        }
+        kwargs = defaults | (cluster_kwargs or {})
+        super().__init__(
+            LOCAL_CLUSTER_CLASS, kwargs, adapt_kwargs, node_count, process_count_per_node
+        )
+
+
+def open_compute(
+    compute_target: Any,
+    node_count: int,
+    process_count_per_node: int | None,
+    load_block: Callable[[str], Any] | None = None,
+) -> AbstractContextManager[Client]:
+    """A context manager yielding a Client to the job's cluster; it closes what it started.
+
+    `compute_target` is "local", a scheduler URL, a `DaskCompute` block (any object with
+    `address`, `cluster_class`, `cluster_kwargs` and `adapt_kwargs`), or the name of a saved
+    one, which `load_block` loads. A bad target raises `ComputeTargetError` here, before the
+    `with` starts anything.
+    """
+    return compute_target_for(compute_target, node_count, process_count_per_node, load_block).open()
+
+
+def compute_target_for(
+    compute_target: Any,
+    node_count: int,
+    process_count_per_node: int | None,
+    load_block: Callable[[str], Any] | None = None,
+) -> ComputeTarget:
+    """The `ComputeTarget` a config's `compute_target` stands for."""
+    if isinstance(compute_target, str):
+        if compute_target.strip().lower() == LOCAL:
+            return LocalCompute(node_count, process_count_per_node)
+        if "://" in compute_target:
+            return SchedulerCompute(compute_target, node_count, process_count_per_node)
+        compute_target = _load_block(compute_target, load_block)
+    return _from_block(compute_target, node_count, process_count_per_node)
+
+
+def _load_block(name: str, load_block: Callable[[str], Any] | None) -> Any:
+    what = (
+        f"compute_target {name!r} is not 'local', not a scheduler address such as "
+        "tcp://host:8786, and"
+    )
+    if load_block is None:
+        raise ComputeTargetError(f"{what} no saved DaskCompute block can be looked up here.")
+    try:
+        return load_block(name)
+    except Exception as exc:
+        raise ComputeTargetError(
+            f"{what} no saved DaskCompute block has that name ({type(exc).__name__}: {exc}). "
+            "Save one with DaskCompute(...).save(name), or fix the name."
+        ) from exc
+
+
+def _from_block(block: Any, node_count: int, process_count_per_node: int | None) -> ComputeTarget:
+    try:
+        address, cluster_class = block.address, block.cluster_class
+        cluster_kwargs, adapt_kwargs = block.cluster_kwargs or {}, block.adapt_kwargs
+    except AttributeError as exc:
+        raise ComputeTargetError(
+            f"compute_target must be 'local', a scheduler address or a DaskCompute block; got "
+            f"a {type(block).__name__} ({exc})."
+        ) from exc
+    if address and cluster_class:
+        raise ComputeTargetError(
+            "A DaskCompute block takes either 'address' (a running scheduler) or 'cluster_class' "
+            "(a cluster to start), not both."
+        )
+    if address:
+        return SchedulerCompute(address, node_count, process_count_per_node)
+    if cluster_class:
+        return ClusterCompute(
+            cluster_class, cluster_kwargs, adapt_kwargs, node_count, process_count_per_node
+        )
+    return LocalCompute(node_count, process_count_per_node, cluster_kwargs, adapt_kwargs)
+
+
+def _import_cluster_class(dotted_path: str) -> Callable[..., Any]:
+    module_name, _, class_name = dotted_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ComputeTargetError(
+            f"DaskCompute cluster_class {dotted_path!r} cannot be imported ({exc}). Give a dotted "
+            "path such as dask_jobqueue.SLURMCluster, and install its package."
+        ) from exc

@@ -1,0 +1,88 @@
+"""`ProcessSpec`: what every entry-script process of one job is started with."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+OUTPUT_ACTIONS = ("append_row", "summary_only")
+LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_MINI_BATCH_READER = "prefect_parallelrun.plan:open_mini_batch"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessSpec:
+    """The job-wide settings of the entry-script processes, sent once to every worker.
+
+    Paths must be valid on the workers (the same machine, or a shared filesystem).
+    `environment_variables` are secrets: they are kept out of `repr` and never logged.
+    """
+
+    job_id: str
+    """Names the job's worker plugin and its processes (shown by `ps`)."""
+    entry_script: str
+    """The script, relative to `source_directory` when that is given."""
+    logs_dir: str
+    """The job's logs folder; processes write under its `user/` folder."""
+    source_directory: str | None = None
+    arguments: list[str] = field(default_factory=list)
+    environment_variables: dict[str, str] = field(default_factory=dict, repr=False)
+    output_dir: str | None = None
+    """`AZUREML_BI_OUTPUT_PATH` and `EntryScript().output_dir`; None when the job has none."""
+    staging_dir: str | None = None
+    """Where append_row results are staged (a path or fsspec URL); needed for append_row."""
+    output_action: str = "append_row"
+    logging_level: str = "INFO"
+    run_invocation_timeout: float = 60.0
+    process_count_per_node: int | None = None
+    """Process slots per worker; None: one per visible GPU, else one per worker thread."""
+    init_timeout: float | None = None
+    """Seconds a process may take to import the script and run init(); None: no limit."""
+    max_failed_starts: int = 3
+    """Failed starts in a row in one slot after which attempts are marked `fatal`."""
+    requirements: list[str] = field(default_factory=list)
+    """Pip requirements each worker is checked for when it sets up (`check_environment`)."""
+    mini_batch_reader: str = DEFAULT_MINI_BATCH_READER
+    """`module:function` of the context manager that opens a mini-batch in the process."""
+
+    def __post_init__(self) -> None:
+        """Check the values, and make local paths absolute (`entry_script` joined to its folder)."""
+        # Made absolute here, on the machine that builds the spec, so that a worker whose
+        # working directory differs still finds the same files.
+        for name in ("logs_dir", "source_directory", "output_dir", "staging_dir"):
+            object.__setattr__(self, name, _absolute(getattr(self, name)))
+        script = os.path.join(self.source_directory or "", self.entry_script)
+        object.__setattr__(self, "entry_script", _absolute(script))
+        object.__setattr__(self, "output_action", self.output_action.lower())
+        object.__setattr__(self, "logging_level", self.logging_level.upper())
+        if self.output_action not in OUTPUT_ACTIONS:
+            raise ValueError(
+                f"output_action must be one of {OUTPUT_ACTIONS}; got {self.output_action!r}."
+            )
+        if self.output_action == "append_row" and not self.staging_dir:
+            raise ValueError("output_action 'append_row' needs a staging_dir for the result rows.")
+        if self.logging_level not in LOGGING_LEVELS:
+            raise ValueError(
+                f"logging_level must be one of {LOGGING_LEVELS}; got {self.logging_level!r}."
+            )
+        if self.run_invocation_timeout <= 0:
+            raise ValueError(
+                f"run_invocation_timeout must be > 0; got {self.run_invocation_timeout}."
+            )
+        if self.process_count_per_node is not None and self.process_count_per_node <= 0:
+            raise ValueError(
+                f"process_count_per_node must be > 0; got {self.process_count_per_node}."
+            )
+        if self.max_failed_starts <= 0:
+            raise ValueError(f"max_failed_starts must be > 0; got {self.max_failed_starts}.")
+
+    @property
+    def import_root(self) -> str:
+        """The folder put first on the script's `sys.path`."""
+        return self.source_directory or os.path.dirname(self.entry_script)
+
+
+def _absolute(path: str | None) -> str | None:
+    if path is None or "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
