@@ -1,0 +1,39 @@
+"""Input errors: each names the input at fault and says how to fix it."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """An input cannot be planned as given."""
+
+
+class InputNotFoundError(InputError):
+    """A path, folder, glob or URL matches nothing at all."""
+
+
+class InputReadError(InputError):
+    """A file of an input exists but cannot be read while planning."""
+
+
+class CorruptInputError(InputError):
+    """A file's structure (a Parquet footer, CSV quoting) cannot be split safely."""
+
+
+class MixedInputKindsError(InputError):
+    """File inputs and tabular inputs were given to the same job."""
+
+
+class MiniBatchSizeError(InputError):
+    """`mini_batch_size` does not fit the kind of input, or clashes with `partition_keys`."""
+
+
+class PartitionFormatError(InputError):
+    """A `partition_format` is malformed, or a file's path does not match it."""
+
+
+class PartitionKeyError(InputError):
+    """`partition_keys` names a field that neither the paths nor the columns have."""
+
+
+class MiniBatchReadError(InputError):
+    """A mini-batch's data cannot be loaded in the process that runs it."""
