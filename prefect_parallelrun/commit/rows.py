@@ -6,17 +6,23 @@ a DataFrame row as its values joined by single spaces, with no header and no ind
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def format_rows(result: Sequence[Any] | pd.DataFrame, limit: int) -> Iterator[str]:
     """Yield the first `limit` rows of a `run()` result as append_row lines (no newline)."""
-    if isinstance(result, pd.DataFrame):
+    # A DataFrame exists only where pandas was imported: processes reading only files need
+    # not pay for importing it.
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(result, pandas.DataFrame):
         for values in result.head(limit).itertuples(index=False, name=None):
             yield " ".join(str(value) for value in values)
         return

@@ -1,24 +1,50 @@
 """The plan stage: inputs become small, stable mini-batch descriptors; no data is read here.
 
 `plan_job` lists and splits the inputs; `open_mini_batch` loads one mini-batch's data later,
-in the process that runs it.
+in the process that runs it. Names are imported on first use: an entry-script process needs
+only `open_mini_batch` and the descriptors, not the planner's pyarrow and pydantic.
 """
 
-from .datasets import FileDataset, TabularDataset
-from .errors import (
-    CorruptInputError,
-    InputError,
-    InputNotFoundError,
-    InputReadError,
-    MiniBatchReadError,
-    MiniBatchSizeError,
-    MixedInputKindsError,
-    PartitionFormatError,
-    PartitionKeyError,
-)
-from .loading import open_mini_batch
-from .mini_batch import JobPlan, MiniBatch, TablePart
-from .planner import plan_job
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .datasets import FileDataset, TabularDataset
+    from .errors import (
+        CorruptInputError,
+        InputError,
+        InputNotFoundError,
+        InputReadError,
+        MiniBatchReadError,
+        MiniBatchSizeError,
+        MixedInputKindsError,
+        PartitionFormatError,
+        PartitionKeyError,
+    )
+    from .loading import open_mini_batch
+    from .mini_batch import JobPlan, MiniBatch, TablePart
+    from .planner import plan_job
+
+_MODULE_OF = {
+    "CorruptInputError": "errors",
+    "FileDataset": "datasets",
+    "InputError": "errors",
+    "InputNotFoundError": "errors",
+    "InputReadError": "errors",
+    "JobPlan": "mini_batch",
+    "MiniBatch": "mini_batch",
+    "MiniBatchReadError": "errors",
+    "MiniBatchSizeError": "errors",
+    "MixedInputKindsError": "errors",
+    "PartitionFormatError": "errors",
+    "PartitionKeyError": "errors",
+    "TablePart": "mini_batch",
+    "TabularDataset": "datasets",
+    "open_mini_batch": "loading",
+    "plan_job": "planner",
+}
 
 __all__ = [
     "CorruptInputError",
@@ -38,3 +64,15 @@ __all__ = [
     "open_mini_batch",
     "plan_job",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))

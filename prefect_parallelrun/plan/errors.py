@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .mini_batch import MiniBatch
+
 
 class InputError(ValueError):
     """An input cannot be planned as given."""
@@ -37,3 +42,14 @@ class PartitionKeyError(InputError):
 
 class MiniBatchReadError(InputError):
     """A mini-batch's data cannot be loaded in the process that runs it."""
+
+
+def mini_batch_read_error(
+    mini_batch: MiniBatch, url: str, error: Exception
+) -> MiniBatchReadError:
+    """The error for a mini-batch whose data cannot be loaded, naming the file and the fix."""
+    return MiniBatchReadError(
+        f"mini-batch {mini_batch.id} ({mini_batch.describe()}): cannot read {url} ({error}). "
+        "Check that the file is still there, readable and not corrupt; if the input changed "
+        "since the job was planned, run the job again with resume=False."
+    )
