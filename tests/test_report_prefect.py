@@ -1,0 +1,75 @@
+"""What a job shows in Prefect: task runs per mini-batch, artifacts, and no secrets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+    TaskRunFilter,
+)
+
+from prefect_parallelrun.dispatch.flow import parallel_run
+from tests.jobs import JobBench, process_tree_pids
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+SECRET = "hunter2-s3cr3t-value"
+
+
+@pytest.fixture
+def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobBench:
+    before = process_tree_pids()
+    yield JobBench(tmp_path, monkeypatch)
+    deadline = time.monotonic() + 15
+    while (left := process_tree_pids() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes left behind: {left}"
+
+
+def test_a_job_shows_its_mini_batches_artifacts_and_keeps_its_secret(bench: JobBench):
+    bench.items(["ok", "raise", "ok"])
+    config = bench.config(run_max_try=2, environment_variables={"API_TOKEN": SECRET})
+    step = bench.step(config)
+    state = parallel_run(
+        config=config, inputs=step.inputs, output=step.output, allow_reuse=False,
+        return_state=True,
+    )
+    assert state.is_completed()
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            task_run_filter=TaskRunFilter(),
+        )
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    by_name = {task_run.name: task_run for task_run in task_runs}
+    assert set(by_name) == {"mini-batch-0", "mini-batch-1", "mini-batch-2"}
+    assert by_name["mini-batch-1"].state.is_failed()
+    assert by_name["mini-batch-1"].run_count == 2
+    assert by_name["mini-batch-0"].state.is_completed()
+
+    kinds = {artifact.type: artifact for artifact in artifacts}
+    assert float(kinds["progress"].data) == 100.0
+    assert "item-001.txt" in str(kinds["table"].data)
+    job_result = (bench.output / "logs" / "job_result.txt").read_text()
+    assert kinds["markdown"].data.replace("  \n", "\n") == job_result
+
+    assert SECRET not in str(flow_run.parameters)
+    assert all(SECRET not in log.message for log in logs)
+    for path in (bench.output / "logs").rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(errors="replace"), path
