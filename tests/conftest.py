@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 from prefect.testing.utilities import prefect_test_harness
+
+from tests.jobs import JobBench, process_tree_pids
 
 # The test server must not try to reach the internet (this machine is offline).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -16,3 +20,14 @@ def prefect_server():
     """A real temporary Prefect API server (SQLite), shared by every test that needs one."""
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobBench:
+    """A folder for one job; afterwards, no process the job started may be left running."""
+    before = process_tree_pids()
+    yield JobBench(tmp_path, monkeypatch)
+    deadline = time.monotonic() + 15
+    while (left := process_tree_pids() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes left behind: {left}"

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId
 
-from tests.jobs import JobBench, process_tree_pids
+from tests.jobs import JobBench
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-
-@pytest.fixture
-def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobBench:
-    before = process_tree_pids()
-    yield JobBench(tmp_path, monkeypatch)
-    deadline = time.monotonic() + 15
-    while (left := process_tree_pids() - before) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not left, f"processes left behind: {left}"
 
 
 def test_every_item_is_written_once_in_input_order(bench: JobBench):

@@ -16,19 +16,9 @@ from prefect.settings import PREFECT_API_URL
 
 from prefect_parallelrun import FileDataset, ParallelRunStep
 from prefect_parallelrun.commit import ResumeRefusedError
-from tests.jobs import SCRIPTS, JobBench, process_tree_pids
+from tests.jobs import SCRIPTS, JobBench
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-
-@pytest.fixture
-def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobBench:
-    before = process_tree_pids()
-    yield JobBench(tmp_path, monkeypatch)
-    deadline = time.monotonic() + 15
-    while (left := process_tree_pids() - before) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not left, f"processes left behind: {left}"
 
 
 def expected_rows(count: int) -> list[str]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -18,20 +15,10 @@ from prefect.client.schemas.filters import (
 )
 
 from prefect_parallelrun.dispatch.flow import parallel_run
-from tests.jobs import JobBench, process_tree_pids
+from tests.jobs import JobBench
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 SECRET = "hunter2-s3cr3t-value"
-
-
-@pytest.fixture
-def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobBench:
-    before = process_tree_pids()
-    yield JobBench(tmp_path, monkeypatch)
-    deadline = time.monotonic() + 15
-    while (left := process_tree_pids() - before) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not left, f"processes left behind: {left}"
 
 
 def test_a_job_shows_its_mini_batches_artifacts_and_keeps_its_secret(bench: JobBench):

@@ -13,6 +13,7 @@ started); the subclasses differ only in how the cluster is found or made:
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -111,6 +112,8 @@ class LocalCompute(ClusterCompute):
             "threads_per_worker": process_count_per_node or default_process_count(node_count),
             "processes": True,
             "dashboard_address": None,
+            # Dask's INFO lines (nannies starting and closing) bury the job's own log.
+            "silence_logs": logging.WARNING,
         }
         kwargs = defaults | (cluster_kwargs or {})
         super().__init__(
