@@ -61,11 +61,15 @@ class ParallelRunStep:
             )
         if not inputs:
             raise ValueError("inputs must name at least one FileDataset or TabularDataset.")
+        if side_inputs:
+            raise NotImplementedError(
+                "side_inputs are not supported yet: pass the side input's path to the entry "
+                "script through arguments, e.g. arguments=['--labels', '/data/labels.csv']."
+            )
         self.name = name
         self.parallel_run_config = parallel_run_config
         self.inputs = list(inputs)
         self.output = None if output is None else str(output)
-        self.side_inputs = list(side_inputs or [])
         self.arguments = check_arguments(list(arguments or []))
         self.allow_reuse = allow_reuse
         check_output(parallel_run_config, self.output)
