@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import fsspec
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
@@ -31,3 +34,13 @@ def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobBench:
     while (left := process_tree_pids() - before) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"processes left behind: {left}"
+
+
+@pytest.fixture
+def memory_root() -> Iterator[str]:
+    """A fresh folder on fsspec's in-memory filesystem, removed afterwards."""
+    root = f"memory://plan-test-{uuid.uuid4().hex}"
+    yield root
+    filesystem = fsspec.filesystem("memory")
+    if filesystem.exists(root):
+        filesystem.rm(root, recursive=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -29,15 +27,6 @@ def make_files(root: Path, *names: str) -> list[str]:
         path.write_text(name)
         paths.append(str(path))
     return paths
-
-
-@pytest.fixture
-def memory_root() -> Iterator[str]:
-    root = f"memory://plan-test-{uuid.uuid4().hex}"
-    yield root
-    filesystem = fsspec.filesystem("memory")
-    if filesystem.exists(root):
-        filesystem.rm(root, recursive=True)
 
 
 def test_folder_is_walked_recursively_and_split_in_sorted_path_order(tmp_path: Path) -> None:

@@ -20,13 +20,7 @@ from prefect_parallelrun.plan import (
     TabularDataset,
     plan_job,
 )
-
-
-def touch(root: Path, *names: str) -> None:
-    for name in names:
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(name)
+from tests.files import touch
 
 
 def test_the_same_inputs_give_the_same_mini_batches_and_ids(tmp_path: Path) -> None:

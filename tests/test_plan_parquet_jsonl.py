@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -19,15 +17,6 @@ from prefect_parallelrun.plan import (
     open_mini_batch,
     plan_job,
 )
-
-
-@pytest.fixture
-def memory_root() -> Iterator[str]:
-    root = f"memory://plan-test-{uuid.uuid4().hex}"
-    yield root
-    filesystem = fsspec.filesystem("memory")
-    if filesystem.exists(root):
-        filesystem.rm(root, recursive=True)
 
 
 def write_parquet(path: Path | str, rows: int, row_group_size: int) -> None:

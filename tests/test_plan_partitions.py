@@ -20,13 +20,7 @@ from prefect_parallelrun.plan import (
     open_mini_batch,
     plan_job,
 )
-
-
-def touch(root: Path, *names: str) -> None:
-    for name in names:
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(name)
+from tests.files import touch
 
 
 def test_partition_format_gives_one_mini_batch_per_key_value(tmp_path: Path) -> None:
