@@ -139,3 +139,13 @@ def test_the_step_runs_as_a_subflow_inside_a_user_flow(bench: JobBench):
         child.name == "test-job" and child.state.is_completed() for child in children
     ), [child.name for child in children]
     assert parent.state.is_completed()
+
+
+def test_the_jobs_logging_level_does_not_outlive_the_job(bench: JobBench):
+    import logging
+
+    bench.items(["ok"])
+    flow_runs = logging.getLogger("prefect.flow_runs")
+    before = flow_runs.level
+    assert bench.run(logging_level="WARNING").status == "Completed"
+    assert flow_runs.level == before

@@ -6,7 +6,8 @@ import logging
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -48,17 +49,17 @@ def parallel_run(
     """
     started = time.monotonic()
     logger = get_run_logger()
-    _apply_logging_level(logger, config.logging_level)
-    arguments = check_arguments(arguments)
-    check_output(config, output)
-    plan = plan_job(inputs, config.mini_batch_size, config.partition_keys)
-    fingerprint = job_fingerprint(config, plan.fingerprint, arguments)
-    logger.info(
-        "Planned %d mini-batches from %d input(s) (%s).",
-        len(plan.mini_batches), len(inputs), plan.kind,
-    )
-    folder = _output_folder(config, output)
     with ExitStack() as cleanup:
+        cleanup.enter_context(_logging_level(logger, config.logging_level))
+        arguments = check_arguments(arguments)
+        check_output(config, output)
+        plan = plan_job(inputs, config.mini_batch_size, config.partition_keys)
+        fingerprint = job_fingerprint(config, plan.fingerprint, arguments)
+        logger.info(
+            "Planned %d mini-batches from %d input(s) (%s).",
+            len(plan.mini_batches), len(inputs), plan.kind,
+        )
+        folder = _output_folder(config, output)
         if folder is not None:
             cleanup.callback(folder.close)
             reused = _reusable_result(folder, fingerprint) if allow_reuse else None
@@ -195,6 +196,16 @@ def _reusable_result(folder: OutputFolder, fingerprint: dict) -> ParallelRunResu
     return result if result.succeeded else None
 
 
-def _apply_logging_level(logger: logging.Logger | logging.LoggerAdapter, level: str) -> None:
+@contextmanager
+def _logging_level(
+    logger: logging.Logger | logging.LoggerAdapter, level: str
+) -> Iterator[None]:
+    """The job's logging_level for the run logger, restored afterwards: the logger is shared
+    with every other flow run in this process, such as the user's flow around the step."""
     target = logger.logger if isinstance(logger, logging.LoggerAdapter) else logger
+    previous = target.level
     target.setLevel(level)
+    try:
+        yield
+    finally:
+        target.setLevel(previous)
