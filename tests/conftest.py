@@ -12,7 +12,7 @@ import fsspec
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from tests.jobs import JobBench, process_tree_pids
+from tests.jobs import DaskProcesses, JobBench, process_tree_pids
 
 # The test server must not try to reach the internet (this machine is offline).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -44,3 +44,13 @@ def memory_root() -> Iterator[str]:
     filesystem = fsspec.filesystem("memory")
     if filesystem.exists(root):
         filesystem.rm(root, recursive=True)
+
+
+@pytest.fixture
+def dask_processes(tmp_path: Path) -> Iterator[DaskProcesses]:
+    """A running `dask scheduler` and one `dask worker` (2 threads), stopped by PID after."""
+    cluster = DaskProcesses(tmp_path / "dask")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -91,3 +91,76 @@ def process_tree_pids() -> set[int]:
         except psutil.NoSuchProcess:
             continue
     return pids
+
+
+class DaskProcesses:
+    """A `dask scheduler` and `dask worker` processes, as on a real multi-node cluster."""
+
+    def __init__(self, folder: Path, workers: int = 1, threads: int = 2) -> None:
+        import subprocess
+        import sys
+        import time
+
+        self.processes: list[subprocess.Popen] = []
+        folder.mkdir(parents=True, exist_ok=True)
+        scheduler_file = folder / "scheduler.json"
+        dask = [sys.executable, "-m", "dask"]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self._start(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", str(scheduler_file)], quiet,
+        )
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            if time.monotonic() > deadline or self.processes[0].poll() is not None:
+                self.stop()
+                raise RuntimeError("the dask scheduler did not start within 60 s")
+            time.sleep(0.1)
+        import json
+
+        self.address: str = json.loads(scheduler_file.read_text())["address"]
+        self.workers = [
+            self._start(
+                [*dask, "worker", self.address, "--nthreads", str(threads), "--no-nanny",
+                 "--no-dashboard", "--name", f"node-{number}",
+                 "--local-directory", str(folder / f"node-{number}")], quiet,
+            )
+            for number in range(workers)
+        ]
+        from distributed import Client
+
+        with Client(self.address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=60)
+
+    def _start(self, command: list[str], quiet: dict) -> Any:
+        import subprocess
+
+        process = subprocess.Popen(command, **quiet)
+        self.processes.append(process)
+        return process
+
+    def entry_process_pids(self) -> set[int]:
+        """The entry-script processes running under the workers now."""
+        import psutil
+
+        pids = set()
+        for worker in self.workers:
+            for child in psutil.Process(worker.pid).children(recursive=True):
+                try:
+                    if "prefect_parallelrun.execute" in " ".join(child.cmdline()):
+                        pids.add(child.pid)
+                except psutil.NoSuchProcess:
+                    continue
+        return pids
+
+    def stop(self) -> None:
+        """Workers first, then the scheduler: terminate, wait, kill what is left."""
+        import subprocess
+
+        for process in reversed(self.processes):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 
 from prefect_parallelrun.commit import OutputFolder
 from prefect_parallelrun.config import DaskCompute, ParallelRunConfig
 from prefect_parallelrun.dispatch.arguments import check_arguments
+from prefect_parallelrun.dispatch.cancel_watch import CancelWatch
 from prefect_parallelrun.dispatch.fingerprint import entry_script_path, job_fingerprint
 from prefect_parallelrun.dispatch.monitor import JobMonitor
 from prefect_parallelrun.dispatch.outcome import JobOutcome, summarize
@@ -76,6 +77,8 @@ def parallel_run(
             folder.publish_logs(logs_dir)
     if result.succeeded:
         return Completed(message=result.message, data=result)
+    if outcome.state_name == "Cancelled":
+        return Cancelled(message=result.message, data=result)
     return Failed(name=outcome.state_name, message=result.message, data=result)
 
 
@@ -114,7 +117,12 @@ def _run(
         stopping: list[str] = []
 
         def on_abort(reason: str) -> None:
-            logger.error("Aborting the job: %s", reason)
+            if monitor.cancelled:
+                logger.warning(
+                    "Cancelling the job: %s Stopping its entry-script processes.", reason
+                )
+            else:
+                logger.error("Aborting the job: %s", reason)
             stopping.append(reason)
             stop_job(client, job_id)
 
@@ -134,7 +142,8 @@ def _run(
                 slots=_slots(client, config), logger=logger,
             )
             try:
-                job.dispatch(pending)
+                with CancelWatch(flow_run.get_id(), monitor.cancel, logger):
+                    job.dispatch(pending)
             finally:
                 if not stopping:
                     drain_job(client, job_id)

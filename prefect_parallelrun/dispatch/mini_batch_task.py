@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
+from prefect.states import Cancelled, State
 
 if TYPE_CHECKING:
     from prefect_parallelrun.execute.results import AttemptResult
@@ -59,8 +60,15 @@ class JobStoppedError(RuntimeError):
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def run_mini_batch(job_id: str, mini_batch: MiniBatch) -> MiniBatchOutcome:
-    """Run one attempt of `mini_batch` and commit its rows when it succeeds."""
+def run_mini_batch(job_id: str, mini_batch: MiniBatch) -> MiniBatchOutcome | State:
+    """Run one attempt of `mini_batch` and commit its rows when it succeeds.
+
+    A mini-batch stopped because the job was aborted or cancelled ends Cancelled: it did not
+    fail, and a later run of the step (resume) runs it.
+    """
     context = TaskRunContext.get()
     attempt = context.task_run.run_count if context and context.task_run else 1
-    return RUNNING_JOBS[job_id].run(mini_batch, max(attempt, 1))
+    try:
+        return RUNNING_JOBS[job_id].run(mini_batch, max(attempt, 1))
+    except JobStoppedError as stopped:
+        return Cancelled(message=f"Mini-batch {mini_batch.index} {stopped}")

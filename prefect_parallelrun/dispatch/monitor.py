@@ -37,6 +37,7 @@ class JobMonitor:
         self.tally = Tally()
         self.abort_reason: str | None = None
         self.fatal_error: str | None = None
+        self.cancelled = False
 
     @property
     def aborted(self) -> bool:
@@ -87,11 +88,16 @@ class JobMonitor:
                 self.fatal_error = error
         self.abort(f"the entry script cannot start: {error}")
 
-    def abort(self, reason: str) -> None:
+    def cancel(self, reason: str) -> None:
+        """The flow run was cancelled (UI, CLI, a signal): stop the job, as for an abort."""
+        self.abort(reason, cancelled=True)
+
+    def abort(self, reason: str, cancelled: bool = False) -> None:
         with self._lock:
             if self.abort_reason is not None:
                 return
             self.abort_reason = reason
+            self.cancelled = cancelled
         self._on_abort(reason)
 
     def counts(self) -> FailureCounts:

@@ -82,6 +82,13 @@ def _status_and_message(
         return "Failed", (
             f"The job was aborted: the entry script cannot start. {monitor.fatal_error}"
         )
+    if monitor.cancelled:
+        outcome.state_name = "Cancelled"
+        return "Failed", (
+            f"The job was cancelled: {monitor.abort_reason} {tally.succeeded_mini_batches} "
+            f"mini-batches succeeded, {tally.failed_mini_batches} failed and {not_run} were not "
+            f"run; run the step again to resume with the unfinished ones."
+        )
     if monitor.aborted:
         outcome.state_name = "ThresholdExceeded"
         return "Failed", (

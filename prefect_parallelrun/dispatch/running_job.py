@@ -11,6 +11,7 @@ from typing import Any
 
 from distributed import Client
 from prefect.client.schemas.objects import TaskRun
+from prefect.exceptions import TerminationSignal
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -81,23 +82,29 @@ class RunningJob(MiniBatchRunner):
         RUNNING_JOBS[self.job_id] = self
         try:
             with ThreadPoolTaskRunner(max_workers=self._slots * 2) as runner:
-                futures = []
-                for mini_batch in pending:
-                    window.acquire()
-                    if self._monitor.aborted:
-                        window.release()
-                        break
-                    self._mini_batches[mini_batch.index] = mini_batch
-                    self._progress.scheduled()
-                    future = runner.submit(
-                        task, parameters={"job_id": self.job_id, "mini_batch": mini_batch}
-                    )
-                    future.add_done_callback(lambda _: window.release())
-                    futures.append(future)
-                else:
-                    self._monitor.all_scheduled()
-                for future in futures:
-                    future.wait()
+                try:
+                    futures = []
+                    for mini_batch in pending:
+                        window.acquire()
+                        if self._monitor.aborted:
+                            window.release()
+                            break
+                        self._mini_batches[mini_batch.index] = mini_batch
+                        self._progress.scheduled()
+                        future = runner.submit(
+                            task, parameters={"job_id": self.job_id, "mini_batch": mini_batch}
+                        )
+                        future.add_done_callback(lambda _: window.release())
+                        futures.append(future)
+                    else:
+                        self._monitor.all_scheduled()
+                    for future in futures:
+                        future.wait()
+                except BaseException as error:
+                    # SIGTERM (a runner or worker cancelling the flow run), Ctrl-C: stop the
+                    # entry-script processes first, so that the running tasks end now.
+                    self._monitor.cancel(_interruption(error))
+                    raise
         finally:
             RUNNING_JOBS.pop(self.job_id, None)
 
@@ -213,3 +220,14 @@ class RunningJob(MiniBatchRunner):
         items = mini_batch.item_count if mini_batch.item_count is not None else attempt.items
         self._monitor.mini_batch_failed(attempt.mini_batch_index, items)
         self._progress.finished(succeeded=False)
+
+
+def _interruption(error: BaseException) -> str:
+    if isinstance(error, TerminationSignal):
+        return (
+            "the flow process received SIGTERM (a cancel through the deployment's runner or "
+            "worker, or a shutdown of the machine)."
+        )
+    if isinstance(error, KeyboardInterrupt):
+        return "the flow process was interrupted (Ctrl-C)."
+    return f"the flow process stopped on {type(error).__name__}: {error}"

@@ -12,13 +12,17 @@ joins later gets its own pool too, and a worker that closes kills its processes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import shutil
 import socket
 import tempfile
+from functools import partial
 from typing import Any
 
 from distributed import Worker, WorkerPlugin, get_worker
+from distributed.protocol.pickle import dumps
+from tornado.ioloop import PeriodicCallback
 
 from prefect_parallelrun.execute.environment import missing_requirements
 from prefect_parallelrun.execute.hardware import visible_gpus
@@ -28,6 +32,9 @@ from prefect_parallelrun.execute.process_spec import ProcessSpec
 from prefect_parallelrun.execute.results import AttemptRecord, AttemptResult
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 60.0
+OWNER_CHECK_SECONDS = 5.0
+
+logger = logging.getLogger("prefect_parallelrun.worker")
 
 
 class JobNotRunningError(RuntimeError):
@@ -42,14 +49,21 @@ class JobProcessesPlugin(WorkerPlugin):
     environment_variables set it.
     """
 
-    def __init__(self, spec: ProcessSpec, start_eagerly: bool = True):
+    def __init__(
+        self, spec: ProcessSpec, start_eagerly: bool = True, owner: str | None = None,
+        owner_check_seconds: float = OWNER_CHECK_SECONDS,
+    ):
         self.spec = spec
         self.name = plugin_name(spec.job_id)
         self.start_eagerly = start_eagerly
+        self.owner = owner
+        self.owner_check_seconds = owner_check_seconds
         self._pool: ProcessPool | None = None
         self._node = ""
         self._work_dir = ""
         self._missing: list[str] = []
+        self._owner_watch: PeriodicCallback | None = None
+        self._owner_missed = 0
 
     def setup(self, worker: Worker) -> None:
         self._node = node_name(worker)
@@ -75,8 +89,60 @@ class JobProcessesPlugin(WorkerPlugin):
         if self.start_eagerly and not self._missing:
             # A worker never runs more mini-batches at once than it has threads.
             self._pool.start(min(count, threads))
+        if self.owner is not None:
+            self._owner_watch = PeriodicCallback(
+                partial(self._check_owner, worker), self.owner_check_seconds * 1000
+            )
+            self._owner_watch.start()
+
+    async def _check_owner(self, worker: Worker) -> None:
+        """Stop the job when the Dask client of the flow that started it has gone.
+
+        A flow process killed outright (SIGKILL, out of memory) can neither drain nor stop
+        its job; without this, its entry-script processes would idle on a long-lived cluster
+        (holding GPU memory) until the workers restart. Two misses in a row: a client that
+        reconnects keeps its id.
+        """
+        def client_is_connected(client_id: str, dask_scheduler: Any) -> bool:
+            # Nested, so that it travels by value: the scheduler need not have this package.
+            return client_id in dask_scheduler.clients
+
+        try:
+            response = await worker.scheduler.run_function(
+                function=dumps(client_is_connected), args=dumps((self.owner,)),
+                kwargs=dumps({}),
+            )
+        except Exception:  # the scheduler is away for a moment
+            return
+        if response.get("status") != "OK":
+            # The scheduler refuses to run functions (distributed.scheduler.pickle: false).
+            logger.info("Cannot check the flow's client of %s: %s", self.name, response)
+            self._stop_owner_watch()
+            return
+        self._owner_missed = 0 if response["result"] else self._owner_missed + 1
+        if self._owner_missed < 2:
+            return
+        logger.warning(
+            "The flow that started parallel-run job %s has disconnected from the scheduler "
+            "(its process was killed, or lost its connection): stopping the job's "
+            "entry-script processes. Run the step again to resume the job.",
+            self.spec.job_id,
+        )
+        self._stop_owner_watch()
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.stop)
+        try:
+            await worker.scheduler.unregister_worker_plugin(name=self.name)
+        except Exception:  # another worker removed it first
+            pass
+
+    def _stop_owner_watch(self) -> None:
+        if self._owner_watch is not None:
+            self._owner_watch.stop()
+            self._owner_watch = None
 
     async def teardown(self, worker: Worker) -> None:
+        self._stop_owner_watch()
         if self._pool is not None:
             await asyncio.to_thread(self._pool.stop)
         shutil.rmtree(self._work_dir, ignore_errors=True)
@@ -123,14 +189,20 @@ def node_name(worker: Worker) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def start_job(client: Any, spec: ProcessSpec, start_eagerly: bool = True) -> None:
+def start_job(
+    client: Any, spec: ProcessSpec, start_eagerly: bool = True,
+    owner_check_seconds: float = OWNER_CHECK_SECONDS,
+) -> None:
     """Give every worker, and every worker that joins later, a pool of the job's processes.
 
     With `start_eagerly`, each worker starts its processes now (they import the script and
     run init() while the first mini-batches are on their way); otherwise at first use.
-    Starting a job whose id is already running replaces (and kills) its processes.
+    Starting a job whose id is already running replaces (and kills) its processes. The job
+    stops by itself once `client` has been gone from the scheduler for two checks in a row.
     """
-    client.register_plugin(JobProcessesPlugin(spec, start_eagerly))
+    client.register_plugin(
+        JobProcessesPlugin(spec, start_eagerly, client.id, owner_check_seconds)
+    )
 
 
 def run_attempt(job_id: str, mini_batch: Any, attempt: int) -> AttemptResult:

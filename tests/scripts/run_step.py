@@ -4,6 +4,7 @@ Usage: python run_step.py INPUTS OUTPUT [config overrides as JSON]
 """
 
 import json
+import os
 import sys
 
 from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep
@@ -24,7 +25,7 @@ def main() -> int:
     )
     config = ParallelRunConfig(**{**fields, **overrides})
     step = ParallelRunStep(
-        name="killed-job", parallel_run_config=config,
+        name=os.environ.get("STEP_NAME", "killed-job"), parallel_run_config=config,
         inputs=[FileDataset.from_files(inputs)], output=output, allow_reuse=False,
     )
     return 0 if step.run().succeeded else 1

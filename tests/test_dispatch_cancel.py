@@ -1,0 +1,204 @@
+"""Cancelling a job's flow run stops its entry-script processes on the workers (SPEC §6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from prefect.client.schemas.objects import StateType
+from prefect.settings import PREFECT_API_URL
+
+from tests.jobs import SCRIPTS, DaskProcesses, JobBench
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+# Every mini-batch sleeps a minute on its first attempt, so a job that waited for its running
+# mini-batches instead of stopping them could not end within the deadlines below.
+STUCK = "sleep-once 60"
+
+
+def start_flow_process(bench: JobBench, address: str, name: str) -> subprocess.Popen:
+    overrides = {"compute_target": address, "process_count_per_node": 2}
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "run_step.py"), str(bench.inputs), str(bench.output),
+         json.dumps(overrides)],
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "STEP_NAME": name},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def committed_items(bench: JobBench) -> set[str]:
+    ledger = bench.output / ".parallel_run" / "ledger"
+    return {
+        f"item-{json.loads(path.read_text())['mini_batch_index']:03d}.txt"
+        for path in ledger.glob("*.json")
+    }
+
+
+def flow_run_named(name: str):
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))
+        )
+    return runs[0] if runs else None
+
+
+def test_cancelling_the_flow_run_from_the_cli_stops_the_entry_processes(
+    bench: JobBench, dask_processes: DaskProcesses
+):
+    bench.items(["ok"] * 3 + [STUCK] * 5)
+    name = f"cancelled-{uuid.uuid4().hex[:8]}"
+    flow_process = start_flow_process(bench, dask_processes.address, name)
+    try:
+        wait_for(lambda: bench.calls()["item-004.txt"] == 1, 120, "the stuck mini-batches")
+        wait_for(lambda: len(dask_processes.entry_process_pids()) == 2, 30, "2 processes")
+        run = flow_run_named(name)
+        cancel = subprocess.run(
+            [sys.executable, "-m", "prefect", "flow-run", "cancel", str(run.id)],
+            env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+            capture_output=True, text=True, timeout=120,
+        )
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        # Polled every 2 s, then killed: well before the 60 s sleeps could have ended.
+        assert flow_process.wait(timeout=40) == 1
+    finally:
+        flow_process.kill()
+        flow_process.wait()
+    assert dask_processes.entry_process_pids() == set()
+    assert all(worker.poll() is None for worker in dask_processes.workers)
+    final = flow_run_named(name)
+    assert final.state.type == StateType.CANCELLED, final.state
+    assert "cancelled" in final.state.message
+    job_result = (bench.output / "logs" / "job_result.txt").read_text()
+    assert job_result.startswith("Failed: The job was cancelled: this flow run"), job_result
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [final.id]}))
+    by_state = {task.name: task.state.type for task in tasks}
+    assert by_state["mini-batch-0"] == StateType.COMPLETED
+    assert by_state["mini-batch-3"] == StateType.CANCELLED, by_state
+
+    committed = committed_items(bench)
+    assert committed >= {"item-000.txt", "item-001.txt", "item-002.txt"}
+    bench.calls_file.unlink()
+    for number in range(8):  # no more minute-long sleeps: each has had its first attempt
+        (bench.root / "counters" / f"item-{number:03d}.txt").write_text("1")
+    result = bench.run(compute_target=dask_processes.address)
+    assert result.status == "Completed", result.message
+    rerun = bench.calls()
+    assert set(rerun) == {f"item-{n:03d}.txt" for n in range(8)} - committed
+    assert all(count == 1 for count in rerun.values())
+    assert len(bench.rows()) == 8
+
+
+def test_sigterm_stops_the_entry_processes_instead_of_draining_them(
+    bench: JobBench, dask_processes: DaskProcesses
+):
+    # A deployment's runner or worker cancels a flow run with SIGTERM.
+    bench.items([STUCK] * 4)
+    flow_process = start_flow_process(bench, dask_processes.address, f"sigterm-{uuid.uuid4()}")
+    try:
+        wait_for(lambda: len(bench.calls()) == 2, 120, "two running mini-batches")
+        flow_process.send_signal(signal.SIGTERM)
+        flow_process.wait(timeout=30)
+    finally:
+        flow_process.kill()
+        flow_process.wait()
+    assert dask_processes.entry_process_pids() == set()
+    assert all(worker.poll() is None for worker in dask_processes.workers)
+    assert committed_items(bench) == set()
+    assert not (bench.output / "parallel_run_step.txt").exists()
+
+
+def test_the_cancel_watch_names_a_cancelled_parent_flow_run(prefect_server):
+    from prefect import flow
+    from prefect.states import Cancelling
+
+    from prefect_parallelrun.dispatch.cancel_watch import CancelWatch
+
+    seen: list[str] = []
+
+    @flow(name="child-of-cancelled")
+    def child() -> None:
+        from prefect.runtime import flow_run
+
+        with CancelWatch(flow_run.get_id(), seen.append, _logger(), poll_seconds=0.2):
+            wait_for(lambda: bool(seen), 30, "the cancel to be seen")
+
+    @flow(name="parent-to-cancel")
+    def parent() -> None:
+        from prefect.runtime import flow_run
+
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(flow_run.get_id(), Cancelling(), force=True)
+        child()
+
+    parent(return_state=True)
+    assert len(seen) == 1
+    assert seen[0].startswith("its parent flow run"), seen
+    assert "Cancelling" in seen[0]
+
+
+def _logger():
+    import logging
+
+    return logging.getLogger("tests.cancel")
+
+
+def test_a_flow_run_that_is_not_cancelled_is_left_alone(prefect_server, tmp_path: Path):
+    from prefect import flow
+
+    from prefect_parallelrun.dispatch.cancel_watch import CancelWatch
+
+    seen: list[str] = []
+
+    @flow(name="not-cancelled")
+    def running() -> None:
+        from prefect.runtime import flow_run
+
+        with CancelWatch(flow_run.get_id(), seen.append, _logger(), poll_seconds=0.1):
+            time.sleep(1.5)
+
+    assert running(return_state=True).is_completed()
+    assert seen == []
+
+
+def test_a_killed_flow_process_leaves_no_entry_processes_on_the_cluster(
+    bench: JobBench, dask_processes: DaskProcesses
+):
+    # SIGKILL gives the flow no chance to stop its job: the workers notice that its Dask
+    # client has gone (checked every 5 s, two misses in a row) and stop the processes.
+    bench.items([STUCK] * 4)
+    flow_process = start_flow_process(bench, dask_processes.address, f"killed-{uuid.uuid4()}")
+    try:
+        wait_for(lambda: len(bench.calls()) == 2, 120, "two running mini-batches")
+        assert len(dask_processes.entry_process_pids()) == 2
+        flow_process.send_signal(signal.SIGKILL)
+        flow_process.wait(timeout=10)
+    finally:
+        flow_process.kill()
+        flow_process.wait()
+    wait_for(lambda: not dask_processes.entry_process_pids(), 40, "the processes to stop")
+    assert all(worker.poll() is None for worker in dask_processes.workers)
+    from distributed import Client
+
+    with Client(dask_processes.address, timeout=30) as client:
+        plugins = client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.worker_plugins)
+        )
+    assert not [name for name in plugins if name.startswith("prefect-parallelrun-")], plugins
