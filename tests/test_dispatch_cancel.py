@@ -110,10 +110,10 @@ def test_sigterm_stops_the_entry_processes_instead_of_draining_them(
     bench: JobBench, dask_processes: DaskProcesses
 ):
     # A deployment's runner or worker cancels a flow run with SIGTERM.
-    bench.items([STUCK] * 4)
+    bench.items(["ok", "ok"] + [STUCK] * 4)
     flow_process = start_flow_process(bench, dask_processes.address, f"sigterm-{uuid.uuid4()}")
     try:
-        wait_for(lambda: len(bench.calls()) == 2, 120, "two running mini-batches")
+        wait_for(lambda: {"item-002.txt", "item-003.txt"} <= set(bench.calls()), 120, "stuck")
         flow_process.send_signal(signal.SIGTERM)
         flow_process.wait(timeout=30)
     finally:
@@ -121,8 +121,13 @@ def test_sigterm_stops_the_entry_processes_instead_of_draining_them(
         flow_process.wait()
     assert dask_processes.entry_process_pids() == set()
     assert all(worker.poll() is None for worker in dask_processes.workers)
-    assert committed_items(bench) == set()
-    assert not (bench.output / "parallel_run_step.txt").exists()
+    # What was committed before the signal is written out, and the reason is said.
+    assert committed_items(bench) == {"item-000.txt", "item-001.txt"}
+    assert bench.rows() == ["item-000.txt ok", "item-001.txt ok"]
+    job_result = (bench.output / "logs" / "job_result.txt").read_text()
+    assert job_result.startswith(
+        "Failed: The job was cancelled: the flow process received SIGTERM"
+    ), job_result
 
 
 def test_the_cancel_watch_names_a_cancelled_parent_flow_run(prefect_server):

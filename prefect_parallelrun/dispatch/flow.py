@@ -11,6 +11,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
@@ -75,6 +76,8 @@ def parallel_run(
         if folder is not None:
             folder.save_result({"fingerprint": fingerprint, "result": result.to_dict()})
             folder.publish_logs(logs_dir)
+    if outcome.interrupted is not None:
+        raise outcome.interrupted  # Prefect records the cancel (or the crash) itself
     if result.succeeded:
         return Completed(message=result.message, data=result)
     if outcome.state_name == "Cancelled":
@@ -141,13 +144,19 @@ def _run(
                 progress=progress, run_max_try=config.run_max_try,
                 slots=_slots(client, config), logger=logger,
             )
+            interrupted = None
             try:
                 with CancelWatch(flow_run.get_id(), monitor.cancel, logger):
                     job.dispatch(pending)
+            except (TerminationSignal, KeyboardInterrupt) as error:
+                # Dispatch has stopped the processes; write what was committed, then re-raise.
+                interrupted = error
             finally:
                 if not stopping:
                     drain_job(client, job_id)
-            return JobOutcome(monitor=monitor, last_errors=job.last_errors)
+            return JobOutcome(
+                monitor=monitor, last_errors=job.last_errors, interrupted=interrupted
+            )
         return JobOutcome(monitor=monitor, last_errors={})
 
 

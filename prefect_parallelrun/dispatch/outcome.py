@@ -23,6 +23,7 @@ class JobOutcome:
     monitor: JobMonitor
     last_errors: dict[int, AttemptResult]
     state_name: str = "Failed"
+    interrupted: BaseException | None = None  # SIGTERM or Ctrl-C, raised again once written
 
 
 def summarize(
