@@ -51,6 +51,13 @@ def committed_items(bench: JobBench) -> set[str]:
     }
 
 
+def both_stuck_after_two_commits(bench: JobBench) -> bool:
+    """Items 0 and 1 ("ok") are committed and items 2 and 3 (stuck) are running."""
+    return {"item-002.txt", "item-003.txt"} <= set(bench.calls()) and committed_items(
+        bench
+    ) == {"item-000.txt", "item-001.txt"}
+
+
 def flow_run_named(name: str):
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
@@ -66,7 +73,10 @@ def test_cancelling_the_flow_run_from_the_cli_stops_the_entry_processes(
     name = f"cancelled-{uuid.uuid4().hex[:8]}"
     flow_process = start_flow_process(bench, dask_processes.address, name)
     try:
-        wait_for(lambda: bench.calls()["item-004.txt"] == 1, 120, "the stuck mini-batches")
+        wait_for(
+            lambda: bench.calls()["item-004.txt"] == 1 and len(committed_items(bench)) == 3,
+            120, "the stuck mini-batches",
+        )
         wait_for(lambda: len(dask_processes.entry_process_pids()) == 2, 30, "2 processes")
         run = flow_run_named(name)
         cancel = subprocess.run(
@@ -94,7 +104,7 @@ def test_cancelling_the_flow_run_from_the_cli_stops_the_entry_processes(
     assert by_state["mini-batch-3"] == StateType.CANCELLED, by_state
 
     committed = committed_items(bench)
-    assert committed >= {"item-000.txt", "item-001.txt", "item-002.txt"}
+    assert committed == {"item-000.txt", "item-001.txt", "item-002.txt"}
     bench.calls_file.unlink()
     for number in range(8):  # no more minute-long sleeps: each has had its first attempt
         (bench.root / "counters" / f"item-{number:03d}.txt").write_text("1")
@@ -113,7 +123,7 @@ def test_sigterm_stops_the_entry_processes_instead_of_draining_them(
     bench.items(["ok", "ok"] + [STUCK] * 4)
     flow_process = start_flow_process(bench, dask_processes.address, f"sigterm-{uuid.uuid4()}")
     try:
-        wait_for(lambda: {"item-002.txt", "item-003.txt"} <= set(bench.calls()), 120, "stuck")
+        wait_for(lambda: both_stuck_after_two_commits(bench), 120, "the stuck mini-batches")
         flow_process.send_signal(signal.SIGTERM)
         flow_process.wait(timeout=30)
     finally:
@@ -207,3 +217,74 @@ def test_a_killed_flow_process_leaves_no_entry_processes_on_the_cluster(
             lambda dask_scheduler: list(dask_scheduler.worker_plugins)
         )
     assert not [name for name in plugins if name.startswith("prefect-parallelrun-")], plugins
+
+
+def test_a_served_deployment_runs_from_its_parameters_and_a_ui_cancel_stops_it(
+    bench: JobBench, dask_processes: DaskProcesses
+):
+    # The UI's run form sends a block reference and JSON inputs; its Cancel button sets
+    # Cancelling, and the serving runner then sends SIGTERM to the flow run's process.
+    from prefect.deployments import run_deployment
+    from prefect.states import Cancelling
+
+    from prefect_parallelrun import FileDataset
+
+    bench.items(["ok"] * 2 + [STUCK] * 4)
+    block_name = f"served-{uuid.uuid4().hex[:8]}"
+    config = bench.config(compute_target=dask_processes.address)
+    config.save(block_name)
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parents[1] / "flows" / "parallel_run_deployment.py")],
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        with get_client(sync_client=True) as client:
+            block = client.read_block_document_by_name(block_name, config.get_block_type_slug())
+
+            def deployment_exists() -> bool:
+                try:
+                    client.read_deployment_by_name("parallel-run/parallel-run")
+                except Exception:
+                    return False
+                return True
+
+            wait_for(deployment_exists, 120, "the served deployment")
+            run = run_deployment(
+                "parallel-run/parallel-run",
+                parameters={
+                    "config": {"$ref": {"block_document_id": str(block.id)}},
+                    "inputs": [FileDataset.from_files(str(bench.inputs)).model_dump(mode="json")],
+                    "output": str(bench.output),
+                    "name": block_name,
+                    "allow_reuse": False,
+                },
+                timeout=0,
+            )
+
+            def stuck() -> bool:
+                state = client.read_flow_run(run.id).state
+                assert not state.is_final(), state  # e.g. parameters the runner cannot read
+                return both_stuck_after_two_commits(bench)
+
+            wait_for(stuck, 180, "the stuck mini-batches")
+            client.set_flow_run_state(run.id, Cancelling())
+
+            def final_state():
+                return client.read_flow_run(run.id).state
+
+            wait_for(lambda: final_state().is_final(), 90, "the run to end")
+            assert final_state().type == StateType.CANCELLED, final_state()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert dask_processes.entry_process_pids() == set()
+    assert all(worker.poll() is None for worker in dask_processes.workers)
+    assert bench.rows() == ["item-000.txt ok", "item-001.txt ok"]
+    assert (bench.output / "logs" / "job_result.txt").read_text().startswith(
+        "Failed: The job was cancelled"
+    )

@@ -1,6 +1,8 @@
-"""`parallel_run`: the Prefect flow behind ParallelRunStep, the CLI and deployments."""
+"""`parallel_run`: the Prefect flow behind ParallelRunStep, the CLI and deployments.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: a deployment's runner validates the flow's
+parameters from its annotations, and string annotations it cannot resolve fail every run.
+"""
 
 import logging
 import tempfile
