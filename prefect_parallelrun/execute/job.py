@@ -21,7 +21,6 @@ from functools import partial
 from typing import Any
 
 from distributed import Worker, WorkerPlugin, get_worker
-from distributed.protocol.pickle import dumps
 from tornado.ioloop import PeriodicCallback
 
 from prefect_parallelrun.execute.environment import missing_requirements
@@ -100,26 +99,21 @@ class JobProcessesPlugin(WorkerPlugin):
 
         A flow process killed outright (SIGKILL, out of memory) can neither drain nor stop
         its job; without this, its entry-script processes would idle on a long-lived cluster
-        (holding GPU memory) until the workers restart. Two misses in a row: a client that
-        reconnects keeps its id.
+        (holding GPU memory) until the workers restart. The scheduler logs "add-client" and
+        "remove-client" events under each client's id; gone = the latest one is a removal,
+        twice in a row (a client that reconnects keeps its id and is added again).
         """
-        def client_is_connected(client_id: str, dask_scheduler: Any) -> bool:
-            # Nested, so that it travels by value: the scheduler need not have this package.
-            return client_id in dask_scheduler.clients
-
         try:
-            response = await worker.scheduler.run_function(
-                function=dumps(client_is_connected), args=dumps((self.owner,)),
-                kwargs=dumps({}),
-            )
+            events = await worker.scheduler.events(topic=self.owner)
         except Exception:  # the scheduler is away for a moment
             return
-        if response.get("status") != "OK":
-            # The scheduler refuses to run functions (distributed.scheduler.pickle: false).
-            logger.info("Cannot check the flow's client of %s: %s", self.name, response)
-            self._stop_owner_watch()
-            return
-        self._owner_missed = 0 if response["result"] else self._owner_missed + 1
+        actions = [
+            message.get("action") for _, message in events
+            if isinstance(message, dict)
+            and message.get("action") in ("add-client", "remove-client")
+        ]
+        gone = bool(actions) and actions[-1] == "remove-client"
+        self._owner_missed = self._owner_missed + 1 if gone else 0
         if self._owner_missed < 2:
             return
         logger.warning(
