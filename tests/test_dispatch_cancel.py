@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from prefect.settings import PREFECT_API_URL
 from tests.jobs import SCRIPTS, DaskProcesses, JobBench
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
+LOGGER = logging.getLogger("tests.cancel")
 
 # Every mini-batch sleeps a minute on its first attempt, so a job that waited for its running
 # mini-batches instead of stopping them could not end within the deadlines below.
@@ -152,7 +154,7 @@ def test_the_cancel_watch_names_a_cancelled_parent_flow_run(prefect_server):
     def child() -> None:
         from prefect.runtime import flow_run
 
-        with CancelWatch(flow_run.get_id(), seen.append, _logger(), poll_seconds=0.2):
+        with CancelWatch(flow_run.get_id(), seen.append, LOGGER, poll_seconds=0.2):
             wait_for(lambda: bool(seen), 30, "the cancel to be seen")
 
     @flow(name="parent-to-cancel")
@@ -169,13 +171,7 @@ def test_the_cancel_watch_names_a_cancelled_parent_flow_run(prefect_server):
     assert "Cancelling" in seen[0]
 
 
-def _logger():
-    import logging
-
-    return logging.getLogger("tests.cancel")
-
-
-def test_a_flow_run_that_is_not_cancelled_is_left_alone(prefect_server, tmp_path: Path):
+def test_a_flow_run_that_is_not_cancelled_is_left_alone(prefect_server):
     from prefect import flow
 
     from prefect_parallelrun.dispatch.cancel_watch import CancelWatch
@@ -186,7 +182,7 @@ def test_a_flow_run_that_is_not_cancelled_is_left_alone(prefect_server, tmp_path
     def running() -> None:
         from prefect.runtime import flow_run
 
-        with CancelWatch(flow_run.get_id(), seen.append, _logger(), poll_seconds=0.1):
+        with CancelWatch(flow_run.get_id(), seen.append, LOGGER, poll_seconds=0.1):
             time.sleep(1.5)
 
     assert running(return_state=True).is_completed()
