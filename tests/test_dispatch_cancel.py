@@ -23,13 +23,16 @@ from tests.jobs import SCRIPTS, DaskProcesses, JobBench
 pytestmark = pytest.mark.usefixtures("prefect_server")
 LOGGER = logging.getLogger("tests.cancel")
 
-# Every mini-batch sleeps a minute on its first attempt, so a job that waited for its running
-# mini-batches instead of stopping them could not end within the deadlines below.
+# A stuck mini-batch sleeps a minute on its first attempt (within run_invocation_timeout), so
+# a job that waited for its running mini-batches instead of stopping them could not end within
+# the deadlines below. Dask may start the job's mini-batches in any order.
 STUCK = "sleep-once 60"
 
 
 def start_flow_process(bench: JobBench, address: str, name: str) -> subprocess.Popen:
-    overrides = {"compute_target": address, "process_count_per_node": 2}
+    overrides = {
+        "compute_target": address, "process_count_per_node": 2, "run_invocation_timeout": 120,
+    }
     return subprocess.Popen(
         [sys.executable, str(SCRIPTS / "run_step.py"), str(bench.inputs), str(bench.output),
          json.dumps(overrides)],
@@ -53,11 +56,15 @@ def committed_items(bench: JobBench) -> set[str]:
     }
 
 
-def both_stuck_after_two_commits(bench: JobBench) -> bool:
-    """Items 0 and 1 ("ok") are committed and items 2 and 3 (stuck) are running."""
-    return {"item-002.txt", "item-003.txt"} <= set(bench.calls()) and committed_items(
-        bench
-    ) == {"item-000.txt", "item-001.txt"}
+def slots_stuck(bench: JobBench) -> bool:
+    """Both slots run a stuck mini-batch, and every other mini-batch that ran is committed."""
+    calls = set(bench.calls())
+    running = {name for name in calls if (bench.inputs / name).read_text() == STUCK}
+    return len(running) == 2 and committed_items(bench) == calls - running
+
+
+def committed_rows(bench: JobBench) -> list[str]:
+    return [f"{name} ok" for name in sorted(committed_items(bench))]
 
 
 def flow_run_named(name: str):
@@ -75,10 +82,7 @@ def test_cancelling_the_flow_run_from_the_cli_stops_the_entry_processes(
     name = f"cancelled-{uuid.uuid4().hex[:8]}"
     flow_process = start_flow_process(bench, dask_processes.address, name)
     try:
-        wait_for(
-            lambda: bench.calls()["item-004.txt"] == 1 and len(committed_items(bench)) == 3,
-            120, "the stuck mini-batches",
-        )
+        wait_for(lambda: slots_stuck(bench), 120, "the stuck mini-batches")
         wait_for(lambda: len(dask_processes.entry_process_pids()) == 2, 30, "2 processes")
         run = flow_run_named(name)
         cancel = subprocess.run(
@@ -101,12 +105,16 @@ def test_cancelling_the_flow_run_from_the_cli_stops_the_entry_processes(
     assert job_result.startswith("Failed: The job was cancelled: this flow run"), job_result
     with get_client(sync_client=True) as client:
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [final.id]}))
-    by_state = {task.name: task.state.type for task in tasks}
-    assert by_state["mini-batch-0"] == StateType.COMPLETED
-    assert by_state["mini-batch-3"] == StateType.CANCELLED, by_state
-
     committed = committed_items(bench)
-    assert committed == {"item-000.txt", "item-001.txt", "item-002.txt"}
+    by_state = {task.name: task.state.type for task in tasks}
+    assert {
+        name for name, state in by_state.items() if state == StateType.COMPLETED
+    } == {f"mini-batch-{int(item[5:8])}" for item in committed}, by_state
+    # The two stuck ones, and any that were waiting for a slot: stopped, not failed.
+    assert list(by_state.values()).count(StateType.CANCELLED) >= 2, by_state
+    assert set(by_state.values()) <= {StateType.COMPLETED, StateType.CANCELLED}, by_state
+
+    assert bench.rows() == committed_rows(bench)
     bench.calls_file.unlink()
     for number in range(8):  # no more minute-long sleeps: each has had its first attempt
         (bench.root / "counters" / f"item-{number:03d}.txt").write_text("1")
@@ -125,7 +133,7 @@ def test_sigterm_stops_the_entry_processes_instead_of_draining_them(
     bench.items(["ok", "ok"] + [STUCK] * 4)
     flow_process = start_flow_process(bench, dask_processes.address, f"sigterm-{uuid.uuid4()}")
     try:
-        wait_for(lambda: both_stuck_after_two_commits(bench), 120, "the stuck mini-batches")
+        wait_for(lambda: slots_stuck(bench), 120, "the stuck mini-batches")
         flow_process.send_signal(signal.SIGTERM)
         flow_process.wait(timeout=30)
     finally:
@@ -134,8 +142,8 @@ def test_sigterm_stops_the_entry_processes_instead_of_draining_them(
     assert dask_processes.entry_process_pids() == set()
     assert all(worker.poll() is None for worker in dask_processes.workers)
     # What was committed before the signal is written out, and the reason is said.
-    assert committed_items(bench) == {"item-000.txt", "item-001.txt"}
-    assert bench.rows() == ["item-000.txt ok", "item-001.txt ok"]
+    assert len(committed_items(bench)) <= 2
+    assert bench.rows() == committed_rows(bench)
     job_result = (bench.output / "logs" / "job_result.txt").read_text()
     assert job_result.startswith(
         "Failed: The job was cancelled: the flow process received SIGTERM"
@@ -227,7 +235,7 @@ def test_a_served_deployment_runs_from_its_parameters_and_a_ui_cancel_stops_it(
 
     bench.items(["ok"] * 2 + [STUCK] * 4)
     block_name = f"served-{uuid.uuid4().hex[:8]}"
-    config = bench.config(compute_target=dask_processes.address)
+    config = bench.config(compute_target=dask_processes.address, run_invocation_timeout=120)
     config.save(block_name)
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).parents[1] / "flows" / "parallel_run_deployment.py")],
@@ -261,7 +269,7 @@ def test_a_served_deployment_runs_from_its_parameters_and_a_ui_cancel_stops_it(
             def stuck() -> bool:
                 state = client.read_flow_run(run.id).state
                 assert not state.is_final(), state  # e.g. parameters the runner cannot read
-                return both_stuck_after_two_commits(bench)
+                return slots_stuck(bench)
 
             wait_for(stuck, 180, "the stuck mini-batches")
             client.set_flow_run_state(run.id, Cancelling())
@@ -280,7 +288,8 @@ def test_a_served_deployment_runs_from_its_parameters_and_a_ui_cancel_stops_it(
             server.wait()
     assert dask_processes.entry_process_pids() == set()
     assert all(worker.poll() is None for worker in dask_processes.workers)
-    assert bench.rows() == ["item-000.txt ok", "item-001.txt ok"]
+    assert len(committed_items(bench)) <= 2
+    assert bench.rows() == committed_rows(bench)
     assert (bench.output / "logs" / "job_result.txt").read_text().startswith(
         "Failed: The job was cancelled"
     )
