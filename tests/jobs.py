@@ -154,13 +154,18 @@ class DaskProcesses:
         return pids
 
     def stop(self) -> None:
-        """Workers first, then the scheduler: terminate, wait, kill what is left."""
-        import subprocess
-
+        """Workers first, then the scheduler."""
         for process in reversed(self.processes):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout=20)
+
+
+def stop_process(process: Any, timeout: float) -> None:
+    """Terminate a process we started; kill it if it is still there after `timeout` seconds."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -18,7 +18,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL
 
-from tests.jobs import SCRIPTS, DaskProcesses, JobBench
+from tests.jobs import SCRIPTS, DaskProcesses, JobBench, stop_process
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 LOGGER = logging.getLogger("tests.cancel")
@@ -67,6 +67,20 @@ def committed_rows(bench: JobBench) -> list[str]:
     return [f"{name} ok" for name in sorted(committed_items(bench))]
 
 
+def assert_processes_stopped(dask_processes: DaskProcesses) -> None:
+    """The job's entry-script processes are gone; the Dask workers themselves live on."""
+    assert dask_processes.entry_process_pids() == set()
+    assert all(worker.poll() is None for worker in dask_processes.workers)
+
+
+def assert_committed_rows_kept(bench: JobBench, job_result_start: str) -> None:
+    """At most the two "ok" items were committed, their rows are written, the reason is said."""
+    assert len(committed_items(bench)) <= 2
+    assert bench.rows() == committed_rows(bench)
+    job_result = (bench.output / "logs" / "job_result.txt").read_text()
+    assert job_result.startswith(job_result_start), job_result
+
+
 def flow_run_named(name: str):
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
@@ -96,8 +110,7 @@ def test_cancelling_the_flow_run_from_the_cli_stops_the_entry_processes(
     finally:
         flow_process.kill()
         flow_process.wait()
-    assert dask_processes.entry_process_pids() == set()
-    assert all(worker.poll() is None for worker in dask_processes.workers)
+    assert_processes_stopped(dask_processes)
     final = flow_run_named(name)
     assert final.state.type == StateType.CANCELLED, final.state
     assert "cancelled" in final.state.message
@@ -139,15 +152,11 @@ def test_sigterm_stops_the_entry_processes_instead_of_draining_them(
     finally:
         flow_process.kill()
         flow_process.wait()
-    assert dask_processes.entry_process_pids() == set()
-    assert all(worker.poll() is None for worker in dask_processes.workers)
+    assert_processes_stopped(dask_processes)
     # What was committed before the signal is written out, and the reason is said.
-    assert len(committed_items(bench)) <= 2
-    assert bench.rows() == committed_rows(bench)
-    job_result = (bench.output / "logs" / "job_result.txt").read_text()
-    assert job_result.startswith(
-        "Failed: The job was cancelled: the flow process received SIGTERM"
-    ), job_result
+    assert_committed_rows_kept(
+        bench, "Failed: The job was cancelled: the flow process received SIGTERM"
+    )
 
 
 def test_the_cancel_watch_names_a_cancelled_parent_flow_run(prefect_server):
@@ -280,16 +289,6 @@ def test_a_served_deployment_runs_from_its_parameters_and_a_ui_cancel_stops_it(
             wait_for(lambda: final_state().is_final(), 90, "the run to end")
             assert final_state().type == StateType.CANCELLED, final_state()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    assert dask_processes.entry_process_pids() == set()
-    assert all(worker.poll() is None for worker in dask_processes.workers)
-    assert len(committed_items(bench)) <= 2
-    assert bench.rows() == committed_rows(bench)
-    assert (bench.output / "logs" / "job_result.txt").read_text().startswith(
-        "Failed: The job was cancelled"
-    )
+        stop_process(server, timeout=30)
+    assert_processes_stopped(dask_processes)
+    assert_committed_rows_kept(bench, "Failed: The job was cancelled")
