@@ -12,8 +12,13 @@ from prefect.blocks.core import Block
 from prefect.types import SecretDict
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prefect_parallelrun.config.azure_environment import (
+    ENVIRONMENT_FORMS,
+    environment_from_directory,
+    translate_environment,
+)
 from prefect_parallelrun.config.dask_compute import DaskCompute
-from prefect_parallelrun.config.sizes import parse_mini_batch_size
+from prefect_parallelrun.config.sizes import ACCEPTED_FORMS, parse_mini_batch_size
 
 # The seed API's constructor order, so that positional calls written for Azure ML keep working.
 PARAMETER_ORDER = (
@@ -37,9 +42,42 @@ PARAMETER_ORDER = (
     "environment_variables",
 )
 YAML_ROOT_KEY = "parallel_run_config"
+# Keys that only Azure ML's save_to_yaml writes (the last three by older SDKs): accepted on
+# load and translated, never written.
+AZURE_ONLY_KEYS = (
+    "compute_target_name", "environment_name", "environment_dir_path", "input_format",
+)
 OUTPUT_ACTIONS = ("append_row", "summary_only")
 LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_APPEND_ROW_FILE_NAME = "parallel_run_step.txt"
+# What each key takes, for the messages of a YAML file's type errors.
+_FIELD_FORMS = {
+    "environment": ENVIRONMENT_FORMS,
+    "entry_script": "the entry script's path, as a string",
+    "error_threshold": "an integer >= -1",
+    "output_action": "append_row or summary_only",
+    "compute_target": (
+        "'local', a scheduler address such as tcp://host:8786, the name of a saved DaskCompute "
+        "block, or a mapping of DaskCompute fields"
+    ),
+    "node_count": "an integer greater than 0",
+    "process_count_per_node": "an integer greater than 0",
+    "mini_batch_size": ACCEPTED_FORMS,
+    "source_directory": "a folder path, as a string",
+    "description": "a string",
+    "logging_level": "DEBUG, INFO, WARNING, ERROR or CRITICAL",
+    "run_invocation_timeout": "an integer number of seconds greater than 0",
+    "run_max_try": "an integer greater than 0",
+    "append_row_file_name": "a plain file name",
+    "allowed_failed_count": "an integer >= -1",
+    "allowed_failed_percent": "a number from 0 to 100",
+    "partition_keys": "a list of strings",
+    "environment_variables": "a mapping of names to strings",
+    "address": "a scheduler address such as tcp://host:8786",
+    "cluster_class": "a dotted class path such as dask_jobqueue.SLURMCluster",
+    "cluster_kwargs": "a mapping of keyword arguments",
+    "adapt_kwargs": "a mapping of keyword arguments",
+}
 _FORBIDDEN_FILE_NAME_CHARACTERS = re.compile(r'[/\\~"#%&*:<>?{|}]')
 
 
@@ -305,8 +343,21 @@ class ParallelRunConfig(Block):
 
     @staticmethod
     def load_yaml(workspace: Any, path: str | Path) -> ParallelRunConfig:
-        """Read a config written by `save_to_yaml` (or by hand). `workspace` is ignored."""
-        del workspace  # Kept for Azure ML's signature; there is no workspace here.
+        """Read a config written by `save_to_yaml`, by hand, or by Azure ML's `save_to_yaml`.
+
+        Azure ML's files load as they are: `compute_target_name` becomes `compute_target` (the
+        name of a saved `DaskCompute` block, or `local`), and a serialized Azure ML Environment
+        becomes a requirements list and environment variables (see `translate_environment`).
+
+        Args:
+            workspace: Ignored; kept so that Azure ML's `load_yaml(workspace, path)` calls work.
+            path: The YAML file, holding a top-level `parallel_run_config:` mapping.
+
+        Raises:
+            ValueError: The file is not safe YAML, or a key is unknown or has a bad value; the
+                message names the key and the form it takes.
+        """
+        del workspace  # There is no workspace here.
         return ParallelRunConfig.from_yaml_text(Path(path).read_text(encoding="utf-8"), str(path))
 
     @staticmethod
@@ -321,19 +372,94 @@ class ParallelRunConfig(Block):
             ) from error
         if not isinstance(document, dict) or not isinstance(document.get(YAML_ROOT_KEY), dict):
             raise ValueError(f"{source} must hold a top-level '{YAML_ROOT_KEY}:' mapping.")
-        mapping = document[YAML_ROOT_KEY]
-        unknown = sorted(set(mapping) - set(PARAMETER_ORDER))
+        raw = document[YAML_ROOT_KEY]
+        unknown = sorted(map(str, set(raw) - set(PARAMETER_ORDER) - set(AZURE_ONLY_KEYS)))
         if unknown:
             raise ValueError(
-                f"{source}: unknown key(s) in {YAML_ROOT_KEY}: {', '.join(map(str, unknown))}. "
-                f"Known keys: {', '.join(PARAMETER_ORDER)}."
+                f"{source}: unknown key(s) in {YAML_ROOT_KEY}: {', '.join(unknown)}. "
+                f"Known keys: {', '.join(PARAMETER_ORDER)}, and Azure ML's "
+                f"{', '.join(AZURE_ONLY_KEYS)}."
             )
-        if isinstance(mapping.get("compute_target"), dict):
-            mapping = {**mapping, "compute_target": DaskCompute(**mapping["compute_target"])}
         try:
-            return ParallelRunConfig(**mapping)
+            fields = _fields_from_yaml(raw)
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from error
+        try:
+            return ParallelRunConfig(**fields)
         except ValidationError as error:
-            raise ValueError(f"{source}: invalid parallel_run_config: {error}") from error
+            raise ValueError(f"{source}: {_explain(error, fields)}") from None
+
+
+def _fields_from_yaml(raw: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's keywords for a YAML mapping, Azure ML's keys translated."""
+    fields = {name: value for name, value in raw.items() if name not in AZURE_ONLY_KEYS}
+    if "compute_target_name" in raw:
+        if "compute_target" in raw:
+            raise ValueError(
+                "compute_target and compute_target_name name the same thing; keep one of them."
+            )
+        fields["compute_target"] = _compute_target_name(raw["compute_target_name"])
+    if isinstance(fields.get("compute_target"), dict):
+        try:
+            fields["compute_target"] = DaskCompute(**fields["compute_target"])
+        except ValidationError as error:
+            raise ValueError(_explain(error, fields["compute_target"], "compute_target")) from None
+    environment = fields.get("environment")
+    if environment is None and raw.get("environment_dir_path") is not None:
+        translated = environment_from_directory(raw["environment_dir_path"])
+    elif environment is None and raw.get("environment_name"):
+        raise ValueError(
+            f"environment_name names the registered Azure ML environment "
+            f"{raw['environment_name']!r}, which cannot be fetched here; add environment: with "
+            "its packages, as a pip requirements list or a conda YAML file."
+        )
+    else:
+        translated = translate_environment(environment)
+    fields["environment"] = translated.requirements
+    if translated.variables:
+        explicit = fields.get("environment_variables")
+        # Only a mapping can be merged; anything else is left for validation to name.
+        if explicit is None or isinstance(explicit, dict):
+            fields["environment_variables"] = {**translated.variables, **(explicit or {})}
+    return fields
+
+
+def _compute_target_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(
+            "compute_target_name must be the name of a saved DaskCompute block, or 'local'; "
+            f"got {name!r}."
+        )
+    return name.strip()
+
+
+def _explain(error: ValidationError, values: dict[str, Any], parent: str = "") -> str:
+    """One sentence per bad key, naming it and its form, instead of pydantic's dump."""
+    reasons: dict[str, str] = {}
+    for detail in error.errors():
+        key = str(detail["loc"][0]) if detail["loc"] else ""
+        # A union type reports one error per member type: the first one says enough.
+        if key not in reasons:
+            reasons[key] = _reason(key, parent, detail, values)
+    return " ".join(reasons.values())
+
+
+def _reason(key: str, parent: str, detail: Any, values: dict[str, Any]) -> str:
+    shown = f"{parent}.{key}" if parent and key else key or parent
+    form = _FIELD_FORMS.get(key, "a valid value")
+    if detail["type"] == "missing":
+        return f"{shown} is missing; add it ({form})."
+    if detail["type"] == "value_error":
+        message = str(detail["ctx"]["error"]).rstrip(".") + "."
+        if not key:
+            return f"{parent}: {message}" if parent else message
+        return message if message.startswith(key) else f"{shown} {message}"
+    # Secrets stay out of messages: only the kind of a value is named.
+    value = values.get(key)
+    got = type(value).__name__ if key == "environment_variables" else repr(value)
+    if len(got) > 80:
+        got = f"a {type(value).__name__}"
+    return f"{shown} must be {form}; got {got}."
 
 
 def _is_int(value: Any) -> bool:
