@@ -109,6 +109,7 @@ def test_resume_keeps_committed_records_of_the_same_job(tmp_path: Path):
     folder = OutputFolder(str(tmp_path), "out.txt")
     folder.prepare({"job": 1}, resume=True)
     commit(folder, 0, ["a"])
+    folder.close()
     again = OutputFolder(str(tmp_path), "out.txt")
     assert list(again.prepare({"job": 1}, resume=True)) == ["000000-id"]
 

@@ -3,9 +3,11 @@
 Layout under `<output>/`:
     <append_row_file_name>            assembled from committed parts, in mini-batch order
     .parallel_run/job.json            the fingerprint of the job that owns the folder
+    .parallel_run/writer.lock         the run writing to the folder now (see writer_lock)
     .parallel_run/staged/             rows written by entry-script processes, not yet committed
     .parallel_run/parts/<id>.rows     a committed mini-batch's rows
-    .parallel_run/ledger/<id>.json    the commit record; its presence is the commit point
+    .parallel_run/ledger/<id>.json    the commit record, stamped with the code that made the
+                                      rows; its presence is the commit point
     .parallel_run/result.json         the last run's result, for allow_reuse
 
 Every file is written under a temporary name and then moved into place, so a reader (or a
@@ -16,6 +18,7 @@ replaces the part, so no row can appear twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import uuid
@@ -28,8 +31,13 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from prefect_parallelrun.commit.errors import ResumeRefusedError
+from prefect_parallelrun.commit.writer_lock import WriterLock
 
 STATE_FOLDER = ".parallel_run"
+LOCK_FILE = "writer.lock"
+# The fingerprint entry for what produced the rows (script, source files, arguments): unlike
+# every other entry, it may change on resume, since fixing the script is why one resumes.
+CODE = "code"
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,12 @@ class OutputFolder:
         self._append_row_file_name = append_row_file_name
         self._state = f"{self._root}/{STATE_FOLDER}"
         self._local_staging: tempfile.TemporaryDirectory[str] | None = None
+        self._lock = WriterLock(
+            self._fs, f"{self._state}/{LOCK_FILE}", folder_url=self.url,
+            lock_url=self._url_of(f"{self._state}/{LOCK_FILE}"),
+        )
+        self._code_sha256: str | None = None
+        self._resume_warning: str | None = None
 
     @property
     def output_file(self) -> str | None:
@@ -89,47 +103,65 @@ class OutputFolder:
             return
         self._fs.put(str(logs_dir), f"{self._root}/logs", recursive=True)
 
+    def claim(self, run_id: str | None = None) -> None:
+        """Make this run the folder's one writer until `close()`; `prepare()` claims it too.
+
+        Claim before writing anything under the folder (the logs included). A lock left by
+        a run that died does not block; see `writer_lock` for how a dead holder is told.
+
+        Args:
+            run_id: the flow run's id, shown to a run refused because this one holds the folder.
+
+        Raises:
+            OutputFolderInUseError: another live run holds the folder; the message names it.
+        """
+        self._lock.acquire(run_id)
+
     def prepare(self, fingerprint: dict[str, Any], resume: bool) -> dict[str, CommitRecord]:
         """Claim the folder for this job and return the mini-batches already committed.
 
-        With `resume`, a folder left by a different job (another script, config or inputs)
-        is refused, naming what changed; without it, everything of the earlier job is removed.
+        With `resume`, a folder left by a job whose fingerprint differs in any entry but
+        `code` (the inputs, `mini_batch_size`, ...) is refused, naming what changed; a
+        changed `code` resumes, and `resume_warning` then says how many committed
+        mini-batches keep the results of an earlier version. Without `resume`, everything
+        of the earlier job is removed.
+
+        Raises:
+            OutputFolderInUseError: another live run holds the folder.
+            ResumeRefusedError: the folder holds a different job and `resume` is true.
         """
+        self.claim()
         previous = self._read_json(f"{self._state}/job.json")
         if previous is not None and not resume:
             self._remove_previous_job()
             previous = None
-        if previous is not None and previous != fingerprint:
-            changed = sorted(
-                key for key in set(previous) | set(fingerprint)
-                if previous.get(key) != fingerprint.get(key)
-            )
-            raise ResumeRefusedError(
-                f"The output folder {self.url} holds an earlier run of a different job "
-                f"(changed: {', '.join(changed)}), so it cannot be resumed. Run again with "
-                f"resume=False (command line: --no-resume) to start over and replace its "
-                f"results, or choose another output folder."
-            )
+        if previous is not None:
+            self._refuse_a_different_job(previous, fingerprint)
         self._fs.makedirs(f"{self._state}/ledger", exist_ok=True)
         self._fs.makedirs(f"{self._state}/parts", exist_ok=True)
         self._write_atomically(f"{self._state}/job.json", json.dumps(fingerprint, indent=2))
-        return self.committed()
+        ledger = self._ledger()
+        self._code_sha256 = _sha256_of(fingerprint.get(CODE))
+        self._resume_warning = self._earlier_code_warning(previous, fingerprint, ledger)
+        return {mini_batch_id: record for mini_batch_id, (record, _) in ledger.items()}
+
+    @property
+    def resume_warning(self) -> str | None:
+        """After `prepare()`: the warning to show once when committed mini-batches keep the
+        results of an earlier version of the code (entry script, source files, arguments)."""
+        return self._resume_warning
 
     def committed(self) -> dict[str, CommitRecord]:
         """Every commit record in the ledger, by mini-batch id."""
-        records = {}
-        for path in self._fs.glob(f"{self._state}/ledger/*.json"):
-            with self._fs.open(path, "r", encoding="utf-8") as file:
-                record = CommitRecord(**json.load(file))
-            records[record.mini_batch_id] = record
-        return records
+        return {mini_batch_id: record for mini_batch_id, (record, _) in self._ledger().items()}
 
     def commit(self, record: CommitRecord, staged_rows: str | None) -> None:
         """Publish a mini-batch's staged rows as its part, then record the commit."""
         if staged_rows is not None:
             self._publish(staged_rows, f"{self._state}/parts/{record.mini_batch_id}.rows")
+        stamped = {**asdict(record), "code_sha256": self._code_sha256}
         self._write_atomically(
-            f"{self._state}/ledger/{record.mini_batch_id}.json", json.dumps(asdict(record))
+            f"{self._state}/ledger/{record.mini_batch_id}.json", json.dumps(stamped)
         )
 
     def discard(self, staged_rows: str | None) -> None:
@@ -161,13 +193,70 @@ class OutputFolder:
         return self._read_json(f"{self._state}/result.json")
 
     def close(self) -> None:
+        """Release the folder (see `claim()`) and remove this run's local staging folder."""
+        self._lock.release()
         if self._local_staging is not None:
             self._local_staging.cleanup()
             self._local_staging = None
 
+    def _refuse_a_different_job(
+        self, previous: dict[str, Any], fingerprint: dict[str, Any]
+    ) -> None:
+        changed = _changed(
+            {key: value for key, value in previous.items() if key != CODE},
+            {key: value for key, value in fingerprint.items() if key != CODE},
+        )
+        if changed:
+            raise ResumeRefusedError(
+                f"The output folder {self.url} holds an earlier run of a different job "
+                f"(changed: {', '.join(changed)}), so it cannot be resumed. Run again with "
+                f"resume=False (command line: --no-resume) to start over and replace its "
+                f"results, or choose another output folder."
+            )
+
+    def _earlier_code_warning(
+        self, previous: dict[str, Any] | None, fingerprint: dict[str, Any],
+        ledger: dict[str, tuple[CommitRecord, str | None]],
+    ) -> str | None:
+        """The warning for committed mini-batches whose stamp is not the current code's.
+
+        A record without a stamp was committed under the previous run's code."""
+        earlier_code = _sha256_of(previous.get(CODE)) if previous else self._code_sha256
+        count = sum(
+            1 for _, stamp in ledger.values() if (stamp or earlier_code) != self._code_sha256
+        )
+        if count == 0:
+            return None
+        changed = []
+        if previous is not None:
+            changed = _changed(previous.get(CODE) or {}, fingerprint.get(CODE) or {})
+        since = f" (changed since the last run: {', '.join(changed)})" if changed else ""
+        kept = "rows" if self._append_row_file_name is not None else "counts"
+        mini_batches = "mini-batch keeps its" if count == 1 else "mini-batches keep their"
+        return (
+            f"Resuming with a different entry script, source_directory, arguments or "
+            f"environment{since}: {count} committed {mini_batches} {kept} from an earlier "
+            f"version and will not run again. Run with resume=False (command line: "
+            f"--no-resume) to recompute them."
+        )
+
+    def _ledger(self) -> dict[str, tuple[CommitRecord, str | None]]:
+        """Every commit record by mini-batch id, with the code stamp it was committed under."""
+        records = {}
+        for path in self._fs.glob(f"{self._state}/ledger/*.json"):
+            with self._fs.open(path, "r", encoding="utf-8") as file:
+                fields = json.load(file)
+            stamp = fields.pop("code_sha256", None)
+            record = CommitRecord(**fields)
+            records[record.mini_batch_id] = (record, stamp)
+        return records
+
     def _remove_previous_job(self) -> None:
+        """Remove the earlier job's state and output file, keeping this run's lock."""
         if self._fs.exists(self._state):
-            self._fs.rm(self._state, recursive=True)
+            for path in self._fs.ls(self._state, detail=False):
+                if not path.rstrip("/").rsplit("/", 1)[-1].startswith(LOCK_FILE):
+                    self._fs.rm(path, recursive=True)
         if self._append_row_file_name is not None:
             final = f"{self._root}/{self._append_row_file_name}"
             if self._fs.exists(final):
@@ -198,6 +287,16 @@ class OutputFolder:
 
     def _url_of(self, path: str) -> str:
         return path if self.is_local() else self._fs.unstrip_protocol(path)
+
+
+def _changed(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    return sorted(
+        key for key in set(previous) | set(current) if previous.get(key) != current.get(key)
+    )
+
+
+def _sha256_of(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

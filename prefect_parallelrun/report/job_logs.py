@@ -1,4 +1,4 @@
-"""The logs folder of a job (SPEC §7): result, errors, progress, per-attempt report."""
+"""The logs folder of a job (docs/outputs.md): result, errors, progress, per-attempt report."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ class JobLogs:
         self._report_dir.mkdir(parents=True, exist_ok=True)
         (self.logs_dir / "user").mkdir(exist_ok=True)
         self._lock = threading.Lock()
+        self._warnings: list[str] = []
         self._attempts_path = self._report_dir / "processed_mini-batches.csv"
         if not self._attempts_path.exists():
             with self._attempts_path.open("w", newline="", encoding="utf-8") as file:
@@ -80,8 +81,13 @@ class JobLogs:
         text = "".join(f"{line}\n" for line in lines)
         (self.logs_dir / "failed_items.txt").write_text(text, encoding="utf-8")
 
+    def add_warning(self, warning: str) -> None:
+        """A warning about the whole job, written to job_result.txt after the figures."""
+        self._warnings.append(warning)
+
     def write_result(self, result: ParallelRunResult) -> None:
-        text = "\n".join(result.summary_lines()) + "\n"
+        lines = result.summary_lines() + [f"warning: {warning}" for warning in self._warnings]
+        text = "\n".join(lines) + "\n"
         (self.logs_dir / "job_result.txt").write_text(text, encoding="utf-8")
 
     def _start_new_files(self) -> None:
