@@ -1,226 +1,328 @@
-"""Per-mini-batch overhead: parallel_run vs a hand-written client.map vs DaskTaskRunner .map.
+"""Throughput: parallel_run with the project's defaults against a hand-written client.map.
 
-All run the same work on the same LocalCluster (1 worker with 2 threads; parallel_run uses it
-as 1 node x 2 processes), timed from call to result, against one Prefect API server started
-for the benchmark (so that DaskTaskRunner's workers do not each start their own). The
-hand-written client.map is the floor. A fourth column, "one Prefect task each", is the least
-any design can cost that makes each mini-batch a Prefect task run (SPEC §8): a bare task per
-mini-batch on a ThreadPoolTaskRunner that only waits for client.submit of the work. Two kinds
-of work: `cpu` (hashing that keeps both cores busy, so every bit of overhead CPU delays the
-work) and `sleep` (waiting, as for a GPU or a remote service). A second table gives the CPU
-each process spent per mini-batch during parallel_run. Run:
-    .venv/bin/python benchmarks/bench_dispatch.py            (1,000 x 100 ms and 200 x 1 s)
-    .venv/bin/python benchmarks/bench_dispatch.py --quick    (smaller, for a smoke run)
-    --recorder-batch-size 100   (the API server records task-run events 100 at a time;
-                                 Prefect's default is 1)
+Each row runs the same work twice on one cluster of the kind this package's "local" compute
+target starts (a Dask scheduler and one worker with one thread per process slot, each a
+process of its own): once as `client.map` of one call per mini-batch (the floor: no retries,
+no commits, no bookkeeping), then as a parallel_run job over one file per mini-batch with the
+project's defaults and Prefect's embedded API server on this machine, as a user's script gets
+them. The job runs in a fresh Python process, so that its peak RSS and CPU are its own.
+
+    W1  1,000 x 100 ms of CPU                       2 processes
+    W2  20,000 x ~1 ms of CPU                       2 processes
+    W3  4,000 x 200 ms asleep                       32 processes
+    W4  200 x 1 s, of CPU and asleep                2 processes
+    W5  100,000 trivial mini-batches (100,000 files) 2 processes: completes, peak RSS
+
+`cpu` work hashes until the thread has used its CPU time, so every bit of overhead CPU delays
+the work; `sleep` waits, as for a GPU or a remote service. For each job: the CPU each process
+kind spent per mini-batch (sampled every 0.2 s, so processes that live under 0.2 s are missed),
+the number of Prefect task runs created (counted through the API), and the flow process's peak
+RSS. Run:
+    .venv/bin/python benchmarks/bench_dispatch.py                 every row
+    .venv/bin/python benchmarks/bench_dispatch.py --quick         a tenth of each, for a smoke run
+    .venv/bin/python benchmarks/bench_dispatch.py --rows W2,W5 --mini-batches-per-task 1
+    .venv/bin/python benchmarks/bench_dispatch.py --profile 1000  the flow process's profile,
+                                                  one mini-batch per task run
+    --server-defaults: the API server records each task-run event in its own transaction, as
+                       with Prefect's defaults
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import cProfile
+import io
+import json
 import os
+import pstats
+import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-
-import psutil  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
-from prefect import flow, task  # noqa: E402
-from prefect.server.api.server import SubprocessASGIServer  # noqa: E402
-from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-from prefect_dask import DaskTaskRunner  # noqa: E402
-
-from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep  # noqa: E402
-
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-from busy import busy  # noqa: E402
 
 
-def work(number: int, seconds: float, kind: str) -> int:
-    busy(seconds, kind)
-    return number
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    count: int
+    seconds: float
+    kind: str
+    processes: int
+    target: float | None
+
+    def describe(self) -> str:
+        work = "asleep" if self.kind == "sleep" else "CPU"
+        return f"{self.count:,} x {self.seconds * 1000:g} ms {work}, {self.processes} processes"
 
 
-def time_client_map(client: Client, count: int, seconds: float, kind: str) -> float:
+WORKLOADS = [
+    Workload("W1", 1000, 0.1, "cpu", 2, 1.15),
+    Workload("W2", 20000, 0.001, "cpu", 2, 1.0),
+    Workload("W3", 4000, 0.2, "sleep", 32, 1.15),
+    Workload("W4 cpu", 200, 1.0, "cpu", 2, 1.06),
+    Workload("W4 sleep", 200, 1.0, "sleep", 2, 1.03),
+    Workload("W5", 100000, 0.0, "sleep", 2, None),
+]
+
+
+def time_client_map(client: object, workload: Workload, count: int) -> float:
+    sys.path.insert(0, str(SCRIPTS))
+    import busy
+
+    client.upload_file(str(SCRIPTS / "busy.py"))  # benchmarks/ is not on the workers' path
+    client.submit(busy.busy, 0.0, "sleep", pure=False).result()  # connections, imports
     started = time.perf_counter()
-    futures = client.map(work, range(count), seconds=seconds, kind=kind, pure=False)
+    futures = client.map(busy.busy, [workload.seconds] * count, kind=workload.kind, pure=False)
     client.gather(futures)
     return time.perf_counter() - started
 
 
-def time_dask_task_runner(address: str, count: int, seconds: float, kind: str) -> float:
-    @task
-    def work_task(number: int) -> int:
-        return work(number, seconds, kind)
+class CpuSampler:
+    """CPU seconds of this process's descendants by kind, read every 0.2 s while they live."""
 
-    @flow(task_runner=DaskTaskRunner(address=address))
-    def mapped() -> list[int]:
-        return work_task.map(range(count)).result()
+    KINDS = {
+        "uvicorn": "API server",
+        "distributed.Scheduler": "scheduler",
+        "prefect_parallelrun.execute.child": "entry processes",
+        "dask spec": "workers",
+        "spawn_main": "workers",
+    }
 
-    started = time.perf_counter()
-    mapped()
-    return time.perf_counter() - started
+    def __init__(self) -> None:
+        import psutil
 
+        self._me = psutil.Process()
+        self._seen: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
 
-def time_prefect_tasks(client: Client, count: int, seconds: float, kind: str) -> float:
-    @task
-    def mini_batch(number: int) -> int:
-        return client.submit(work, number, seconds, kind, pure=False).result()
+    def __enter__(self) -> CpuSampler:
+        self._sample_once()
+        self._baseline = self.totals()
+        self._own = self._own_cpu()
+        self._thread.start()
+        return self
 
-    @flow(task_runner=ThreadPoolTaskRunner(max_workers=4))
-    def prefect_tasks() -> list[int]:
-        return mini_batch.map(range(count)).result()
-
-    started = time.perf_counter()
-    prefect_tasks()
-    return time.perf_counter() - started
-
-
-class CpuMeter:
-    """CPU seconds used by this process, the API server and the worker's process tree."""
-
-    def __init__(self, server_pid: int, worker_pid: int) -> None:
-        self._processes = {
-            "flow process": psutil.Process(),
-            "API server": psutil.Process(server_pid),
-            "worker + entry processes": psutil.Process(worker_pid),
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample_once()
+        self.used = {
+            name: value - self._baseline.get(name, 0.0) for name, value in self.totals().items()
         }
+        self.used["flow process"] = self._own_cpu() - self._own
 
-    def read(self) -> dict[str, float]:
-        own = self._processes["flow process"].cpu_times()
-        used = {"flow process": own.user + own.system}  # its children are measured apart
-        for name, process in list(self._processes.items())[1:]:
-            used[name] = _tree_cpu(process)
-        return used
+    def totals(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for kind, seconds in self._seen.values():
+            totals[kind] = totals.get(kind, 0.0) + seconds
+        return totals
+
+    def _own_cpu(self) -> float:
+        times = self._me.cpu_times()
+        return times.user + times.system
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self._sample_once()
+
+    def _sample_once(self) -> None:
+        import psutil
+
+        for process in self._me.children(recursive=True):
+            try:
+                command = " ".join(process.cmdline())
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            kind = next(
+                (name for marker, name in self.KINDS.items() if marker in command), "other"
+            )
+            self._seen[process.pid] = (kind, times.user + times.system)
 
 
-def _tree_cpu(process: psutil.Process) -> float:
-    total = 0.0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            times = member.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
+def run_job(workload: Workload, count: int, inputs: Path, mini_batches_per_task: str,
+            address: str, profile: bool) -> dict:
+    """One parallel_run job in this process (a fresh one), as a user's script runs it."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect_parallelrun import FileDataset, ParallelRunConfig
+    from prefect_parallelrun.dispatch.embedded_api import start_embedded_api
+    from prefect_parallelrun.dispatch.flow import parallel_run
+
+    start_embedded_api()
+    config = ParallelRunConfig(
+        source_directory=str(SCRIPTS), entry_script="busy.py", mini_batch_size="1",
+        error_threshold=-1, output_action="append_row", compute_target=address,
+        node_count=1, process_count_per_node=workload.processes, run_invocation_timeout=600,
+        environment_variables={
+            "BUSY_SECONDS": str(workload.seconds), "BUSY_KIND": workload.kind
+        },
+    )
+    per_task = mini_batches_per_task if mini_batches_per_task == "auto" else int(
+        mini_batches_per_task
+    )
+    profiler = cProfile.Profile() if profile else None
+    with tempfile.TemporaryDirectory() as output, CpuSampler() as sampler:
+        started = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        state = parallel_run(
+            config=config, inputs=[FileDataset.from_files(str(inputs))], output=output,
+            name=f"bench-{workload.name.replace(' ', '-')}", resume=False, allow_reuse=False,
+            mini_batches_per_task=per_task, return_state=True,
+        )
+        if profiler is not None:
+            profiler.disable()
+        seconds = time.perf_counter() - started
+    result = state.result(raise_on_failure=False)
+    assert result.succeeded_mini_batches == count, result.message
+    row = {
+        "seconds": seconds,
+        "cpu": sampler.used,
+        "task_runs": count_task_runs(state.state_details.flow_run_id),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if profiler is not None:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
+        row["profile"] = text.getvalue()
+    return row
 
 
-def time_parallel_run(
-    address: str, count: int, seconds: float, kind: str, folder: Path
-) -> float:
+def count_task_runs(flow_run_id: object) -> int:
+    """Task runs the API server has recorded for the flow run, once the count settles."""
+    from prefect.client.orchestration import get_client
+
+    body = {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}}
+    last, deadline = -1, time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            count = client._client.post("/task_runs/count", json=body).json()
+            if count == last:
+                return count
+            last = count
+            time.sleep(2)
+    return last
+
+
+def make_inputs(folder: Path, count: int) -> Path:
     inputs = folder / f"inputs-{count}"
     inputs.mkdir(parents=True, exist_ok=True)
     for number in range(count):
         (inputs / f"{number:06d}").write_text(str(number))
-    config = ParallelRunConfig(
-        source_directory=str(SCRIPTS), entry_script="busy.py", mini_batch_size="1",
-        error_threshold=-1, output_action="append_row", compute_target=address,
-        node_count=1, process_count_per_node=2, run_invocation_timeout=600,
-        environment_variables={"BUSY_SECONDS": str(seconds), "BUSY_KIND": kind},
-    )
-    step = ParallelRunStep(
-        name="bench", parallel_run_config=config,
-        inputs=[FileDataset.from_files(str(inputs))],
-        output=str(folder / f"output-{count}"), allow_reuse=False,
-    )
-    started = time.perf_counter()
-    result = step.run(resume=False)
-    elapsed = time.perf_counter() - started
-    assert result.succeeded_mini_batches == count, result.message
-    return elapsed
+    return inputs
+
+
+def job_in_fresh_process(workload: Workload, count: int, inputs: Path, per_task: str,
+                         address: str, profile: bool = False) -> dict:
+    command = [
+        sys.executable, __file__, "--job", workload.name, "--count", str(count),
+        "--inputs", str(inputs), "--mini-batches-per-task", per_task, "--address", address,
+    ] + (["--profile-job"] if profile else [])
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the benchmark job failed:\n{done.stdout}\n{done.stderr}")
+    return json.loads(lines[-1])
+
+
+def measure(workload: Workload, count: int, folder: Path, per_task: str,
+            profile: bool = False) -> dict:
+    """client.map (for rows with a target), then the job, on one fresh cluster."""
+    from distributed import Client
+
+    from prefect_parallelrun.execute.local_cluster import local_cluster
+
+    inputs = make_inputs(folder, count)
+    row: dict = {}
+    with local_cluster(1, workload.processes) as cluster, Client(cluster) as client:
+        client.wait_for_workers(1)
+        if workload.target is not None:
+            row["client.map"] = time_client_map(client, workload, count)
+        with CpuSampler() as sampler:
+            row |= job_in_fresh_process(
+                workload, count, inputs, per_task, cluster.scheduler_address, profile
+            )
+    for kind in ("scheduler", "workers", "entry processes"):
+        row["cpu"][kind] = sampler.used.get(kind, 0.0)
+    return row
+
+
+def print_tables(rows: list[dict], per_task: str) -> None:
+    print(f"\nmini_batches_per_task={per_task}\n")
+    print("| row | work | client.map | parallel_run | ratio | target | task runs | "
+          "flow peak RSS |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        floor = row.get("client.map")
+        ratio = f"{row['seconds'] / floor:.3f}x" if floor else "—"
+        target = f"<= {row['target']:.2f}x" if row["target"] else "completes, RSS <= 1 GB"
+        floor_text = f"{floor:.1f} s" if floor else "—"
+        print(
+            f"| {row['name']} | {row['describe']} | {floor_text} | {row['seconds']:.1f} s | "
+            f"{ratio} | {target} | {row['task_runs']:,} | {row['peak_rss_mb']:.0f} MB |"
+        )
+    names = ["flow process", "API server", "scheduler", "workers", "entry processes"]
+    print(f"\nCPU per mini-batch\n\n| row | {' | '.join(names)} |")
+    print("|---|" + "---|" * len(names))
+    for row in rows:
+        cells = [f"{1000 * row['cpu'].get(name, 0.0) / row['count']:.2f} ms" for name in names]
+        print(f"| {row['name']} | {' | '.join(cells)} |")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--kinds", default="cpu,sleep")
-    parser.add_argument("--skip-dask-task-runner", action="store_true")
-    parser.add_argument("--recorder-batch-size", type=int, default=None)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of every row")
+    parser.add_argument("--rows", default=",".join(w.name for w in WORKLOADS))
+    parser.add_argument("--mini-batches-per-task", default="auto")
+    parser.add_argument("--profile", type=int, metavar="N",
+                        help="profile the flow process over N mini-batches of 1 ms, one per "
+                             "task run")
+    parser.add_argument("--server-defaults", action="store_true",
+                        help="the embedded API server with Prefect's default task-run recorder "
+                             "(one event per transaction) instead of this package's batching")
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--inputs", help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-job", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
-    if options.recorder_batch_size:
-        os.environ["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] = str(
-            options.recorder_batch_size
-        )
-        os.environ["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"] = "1"
-    sizes = [(100, 0.1), (20, 1.0)] if options.quick else [(1000, 0.1), (200, 1.0)]
-    kinds = options.kinds.split(",")
-    cases = [(kind, count, seconds) for kind in kinds for count, seconds in sizes]
-    before = {process.pid for process in psutil.Process().children()}
-    server = SubprocessASGIServer()
-    server.start(timeout=120)
-    (server_process,) = [
-        process for process in psutil.Process().children() if process.pid not in before
-    ]
-    os.environ["PREFECT_API_URL"] = server.api_url
-    try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            rows = measure(cases, options.skip_dask_task_runner, server_process.pid)
-    finally:
-        server.stop()
-    print()
-    print("| work | mini-batches x seconds | client.map (floor) | parallel_run | ratio | "
-          "one Prefect task each | ratio | DaskTaskRunner .map | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        floor = row["client.map"]
-        print(
-            f"| {row['kind']} | {row['count']} x {row['seconds'] * 1000:.0f} ms | "
-            f"{floor:.1f} s | {row['parallel_run']:.1f} s | {row['parallel_run'] / floor:.3f}x | "
-            f"{row['prefect tasks']:.1f} s | {row['prefect tasks'] / floor:.3f}x | "
-            f"{row['dask task runner']:.1f} s | {row['dask task runner'] / floor:.2f}x |"
-        )
-    print()
-    names = list(rows[0]["cpu"])
-    columns = " | ".join(names)
-    print(f"| work | mini-batches x seconds | {columns} | all, less the work's CPU |")
-    print("|---|---|" + "---|" * (len(names) + 1))
-    for row in rows:
-        per = {name: 1000 * used / row["count"] for name, used in row["cpu"].items()}
-        work = row["seconds"] * 1000 if row["kind"] == "cpu" else 0.0  # sleep uses no CPU
-        overhead = sum(per.values()) - work
-        print(
-            f"| {row['kind']} | {row['count']} x {row['seconds'] * 1000:.0f} ms | "
-            + " | ".join(f"{per[name]:.0f} ms" for name in names)
-            + f" | {overhead:.0f} ms |"
-        )
-
-
-def measure(
-    cases: list[tuple[str, int, float]], skip_naive: bool, server_pid: int
-) -> list[dict]:
-    rows = []
-    with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None,
-        silence_logs=logging.WARNING,
-    ) as cluster, Client(cluster) as client, tempfile.TemporaryDirectory() as folder:
-        address = cluster.scheduler_address
-        (worker_pid,) = client.run(os.getpid).values()
-        meter = CpuMeter(server_pid, worker_pid)
-        # A warm-up, so that no measurement pays for first imports and connections.
-        time_parallel_run(address, 4, 0.01, "sleep", Path(folder))
-        for kind, count, seconds in cases:
-            row: dict = {"kind": kind, "count": count, "seconds": seconds}
-            row["client.map"] = time_client_map(client, count, seconds, kind)
-            before = meter.read()
-            row["parallel_run"] = time_parallel_run(address, count, seconds, kind, Path(folder))
-            after = meter.read()
-            row["cpu"] = {name: after[name] - before[name] for name in before}
-            row["prefect tasks"] = time_prefect_tasks(client, count, seconds, kind)
-            row["dask task runner"] = (
-                float("nan") if skip_naive
-                else time_dask_task_runner(address, count, seconds, kind)
-            )
-            print(row, flush=True)
+    by_name = {workload.name: workload for workload in WORKLOADS}
+    if options.server_defaults:  # a value the user set: the job's embedded server keeps it
+        os.environ["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] = "1"
+    if options.job:
+        row = run_job(by_name[options.job], options.count, Path(options.inputs),
+                      options.mini_batches_per_task, options.address, options.profile_job)
+        print(json.dumps(row))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        if options.profile:
+            workload = Workload("profile", options.profile, 0.001, "cpu", 2, None)
+            by_name["profile"] = workload
+            row = measure(workload, options.profile, Path(folder), "1", profile=True)
+            flow_cpu = 1000 * row["cpu"]["flow process"] / options.profile
+            server_cpu = 1000 * row["cpu"]["API server"] / row["task_runs"]
+            print(f"flow process CPU per mini-batch: {flow_cpu:.2f} ms; API server CPU per "
+                  f"task run: {server_cpu:.2f} ms ({row['task_runs']} task runs)\n")
+            print(row["profile"])
+            return
+        rows = []
+        for name in options.rows.split(","):
+            workload = by_name[name.strip()]
+            count = workload.count // 10 if options.quick else workload.count
+            row = {"name": workload.name, "describe": workload.describe(), "count": count,
+                   "target": workload.target}
+            row |= measure(workload, count, Path(folder), options.mini_batches_per_task)
+            print(json.dumps({key: value for key, value in row.items() if key != "profile"}),
+                  flush=True)
             rows.append(row)
-    return rows
+        print_tables(rows, options.mini_batches_per_task)
 
 
 if __name__ == "__main__":

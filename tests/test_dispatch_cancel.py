@@ -1,4 +1,4 @@
-"""Cancelling a job's flow run stops its entry-script processes on the workers (SPEC §6)."""
+"""Cancelling a job's flow run stops its entry-script processes on the workers."""
 
 from __future__ import annotations
 

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start over instead of resuming the output folder's earlier run")
     run.add_argument("--no-reuse", action="store_true",
                      help="run even when an identical earlier run succeeded")
+    run.add_argument("--mini-batches-per-task", default="auto", metavar="N|auto",
+                     help="mini-batches per Prefect task run: a number, or auto (default: one "
+                          "each, or several consecutive short ones)")
     validate = commands.add_parser("validate", help="check a YAML config and print it")
     validate.add_argument("config")
     return parser
@@ -73,6 +76,7 @@ def _run(config: ParallelRunConfig, options: argparse.Namespace, arguments: list
         step = ParallelRunStep(
             name=options.name, parallel_run_config=config, inputs=[dataset],
             output=options.output, arguments=arguments, allow_reuse=not options.no_reuse,
+            mini_batches_per_task=options.mini_batches_per_task,
         )
         result = step.run(resume=not options.no_resume)
     except (OSError, ValueError, TypeError) as error:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.exceptions import TerminationSignal
@@ -21,7 +22,8 @@ from prefect_parallelrun.commit import OutputFolder
 from prefect_parallelrun.config import DaskCompute, ParallelRunConfig
 from prefect_parallelrun.dispatch.arguments import check_arguments
 from prefect_parallelrun.dispatch.cancel_watch import CancelWatch
-from prefect_parallelrun.dispatch.fingerprint import entry_script_path, job_fingerprint
+from prefect_parallelrun.dispatch.fingerprint import job_fingerprint
+from prefect_parallelrun.dispatch.grouping import MiniBatchesPerTask, check_mini_batches_per_task
 from prefect_parallelrun.dispatch.monitor import JobMonitor
 from prefect_parallelrun.dispatch.outcome import JobOutcome, summarize
 from prefect_parallelrun.dispatch.running_job import RunningJob
@@ -45,17 +47,32 @@ def parallel_run(
     name: str = "parallel-run",
     resume: bool = True,
     allow_reuse: bool = True,
+    mini_batches_per_task: int | Literal["auto"] = "auto",
 ) -> State:
     """Split `inputs` into mini-batches and run the config's entry script on each, on Dask.
 
-    Each mini-batch is a task run named `mini-batch-<index>`. The flow run ends Completed or
-    Failed to match the job; its data is a `ParallelRunResult` either way.
+    Each mini-batch is a task run named `mini-batch-<index>`, except that short ones may share
+    one (`mini-batches-<first>-<last>`). The flow run ends Completed or Failed to match the
+    job; its data is a `ParallelRunResult` either way.
+
+    Args:
+        config: The run configuration: entry script, mini-batch size, thresholds, compute.
+        inputs: The datasets to split into mini-batches, in order.
+        output: The output folder (a local path or fsspec URL); optional for summary_only.
+        arguments: Arguments for the entry script (`--name value`), seen in its sys.argv.
+        name: The step's name, used for the flow run and the logs folder.
+        resume: Resume the output folder's earlier run of the same job; False starts over.
+        allow_reuse: Return the stored result of an identical, successful earlier run.
+        mini_batches_per_task: Mini-batches per Prefect task run: a positive number, or
+            "auto" (one each, until they prove shorter than about 2 s; then consecutive
+            ones share a task run, so that Prefect's bookkeeping does not slow the job).
     """
     started = time.monotonic()
     logger = get_run_logger()
     with ExitStack() as cleanup:
         cleanup.enter_context(_logging_level(logger, config.logging_level))
         arguments = check_arguments(arguments)
+        mini_batches_per_task = check_mini_batches_per_task(mini_batches_per_task)
         check_output(config, output)
         plan = plan_job(inputs, config.mini_batch_size, config.partition_keys)
         fingerprint = job_fingerprint(config, plan.fingerprint, arguments)
@@ -66,6 +83,7 @@ def parallel_run(
         folder = _output_folder(config, output)
         if folder is not None:
             cleanup.callback(folder.close)
+            folder.claim(flow_run.get_id())
             reused = _reusable_result(folder, fingerprint) if allow_reuse else None
             if reused is not None:
                 logger.info("Reusing the earlier successful run in %s: nothing to do.", output)
@@ -73,7 +91,12 @@ def parallel_run(
         logs_dir = _logs_dir(folder, name, cleanup)
         logs = JobLogs(logs_dir)
         committed = folder.prepare(fingerprint, resume) if folder is not None else {}
-        outcome = _run(config, plan, arguments, folder, logs, committed, logger)
+        if folder is not None and folder.resume_warning is not None:
+            logger.warning(folder.resume_warning)
+            logs.add_warning(folder.resume_warning)
+        outcome = _run(
+            config, plan, arguments, folder, logs, committed, mini_batches_per_task, logger
+        )
         result = summarize(outcome, plan, folder, logs, time.monotonic() - started)
         if folder is not None:
             folder.save_result({"fingerprint": fingerprint, "result": result.to_dict()})
@@ -98,7 +121,8 @@ def check_output(config: ParallelRunConfig, output: str | None) -> None:
 
 def _run(
     config: ParallelRunConfig, plan: JobPlan, arguments: list[str],
-    folder: OutputFolder | None, logs: JobLogs, committed: dict, logger: logging.Logger,
+    folder: OutputFolder | None, logs: JobLogs, committed: dict,
+    mini_batches_per_task: MiniBatchesPerTask, logger: logging.Logger,
 ) -> JobOutcome:
     pending = [mb for mb in plan.mini_batches if mb.id not in committed]
     if committed:
@@ -117,6 +141,9 @@ def _run(
             open_compute(
                 config.compute_target, config.node_count, config.process_count_per_node,
                 load_block=DaskCompute.load,
+                # Dask's INFO lines (workers starting and closing) bury the job's own log.
+                dask_log_level=logging.DEBUG if config.logging_level == "DEBUG"
+                else logging.WARNING,
             )
         )
         stopping: list[str] = []
@@ -144,12 +171,18 @@ def _run(
             job = RunningJob(
                 job_id=job_id, client=client, output=folder, logs=logs, monitor=monitor,
                 progress=progress, run_max_try=config.run_max_try,
-                slots=_slots(client, config), logger=logger,
+                slots=_slots(client, config), mini_batches_per_task=mini_batches_per_task,
+                logger=logger,
             )
             interrupted = None
             try:
                 with CancelWatch(flow_run.get_id(), monitor.cancel, logger):
                     job.dispatch(pending)
+                if job.task_runs < job.scheduled_mini_batches:
+                    logger.info(
+                        "%d mini-batches were run by %d Prefect task runs (short mini-batches "
+                        "share a task run).", job.scheduled_mini_batches, job.task_runs,
+                    )
             except (TerminationSignal, KeyboardInterrupt) as error:
                 # Dispatch has stopped the processes; write what was committed, then re-raise.
                 interrupted = error
@@ -168,7 +201,7 @@ def _process_spec(
 ) -> ProcessSpec:
     return ProcessSpec(
         job_id=job_id,
-        entry_script=str(entry_script_path(config)),
+        entry_script=config.entry_script,
         source_directory=config.source_directory,
         arguments=arguments,
         environment_variables=config.secret_environment_variables(),

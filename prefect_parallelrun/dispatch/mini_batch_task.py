@@ -1,14 +1,15 @@
-"""The Prefect task behind each mini-batch: one attempt per task-run try, retried by Prefect.
+"""The Prefect task behind the mini-batches: one task run covers one mini-batch, or several
+consecutive short ones (a group); each try of the task run is one attempt of each member.
 
-The task runs on a thread pool in the flow process and hands the mini-batch to an
-entry-script process on a Dask worker, so that retries, states, hooks and threshold counting
-live beside the flow while the work itself runs on the cluster.
+The task runs on a thread pool in the flow process and hands its mini-batches to an
+entry-script process on a Dask worker, so that retries, states and threshold counting live
+beside the flow while the work itself runs on the cluster.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -17,58 +18,74 @@ from prefect.states import Cancelled, State
 
 if TYPE_CHECKING:
     from prefect_parallelrun.execute.results import AttemptResult
-    from prefect_parallelrun.plan import MiniBatch
 
-# The flow registers its running job here so that task runs carry only a job id and a small
-# mini-batch descriptor as parameters, never the job's cluster client or secrets.
+# The flow registers its running job here so that task runs carry only a job id and the
+# indexes of their mini-batches as parameters, never the job's cluster client or secrets.
 RUNNING_JOBS: dict[str, MiniBatchRunner] = {}
 
 
 class MiniBatchRunner:
     """What a mini-batch task needs from its job (implemented by the flow's RunningJob)."""
 
-    def run(self, mini_batch: MiniBatch, attempt: int) -> MiniBatchOutcome:
+    def run(self, first: int, attempt: int) -> MiniBatchesOutcome:
         raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class MiniBatchOutcome:
-    """A committed mini-batch, as its task returns it."""
+class MiniBatchesOutcome:
+    """The mini-batches a task run committed."""
 
-    mini_batch_index: int
-    attempt: int
-    items: int
+    first: int
+    last: int
+    committed: int
     succeeded_items: int
     failed_items: int
 
 
 class MiniBatchAttemptError(RuntimeError):
-    """One attempt of a mini-batch failed; Prefect retries the task until run_max_try."""
+    """Mini-batches of the task run failed this attempt; Prefect retries the task run, which
+    runs only them again, until run_max_try."""
 
-    def __init__(self, attempt_result: AttemptResult, message: str | None = None) -> None:
-        super().__init__(message or attempt_result.error or attempt_result.status)
-        self.attempt_result = attempt_result
+    def __init__(self, failures: list[AttemptResult]) -> None:
+        first = failures[0]
+        message = first.error or first.status
+        if len(failures) > 1:
+            others = ", ".join(str(failure.mini_batch_index) for failure in failures[1:])
+            message = f"{message} Mini-batches {others} failed too (see job_error.txt)."
+        super().__init__(message)
+        self.attempt_results = failures
 
 
 class JobStoppedError(RuntimeError):
-    """The job was aborted or cancelled before or while this mini-batch ran."""
+    """The job was aborted or cancelled before or while these mini-batches ran."""
+
+
+def task_run_label(first: int, last: int) -> str:
+    """`mini-batch-7`, or `mini-batches-7-12` for a task run covering several."""
+    return f"mini-batch-{first}" if first == last else f"mini-batches-{first}-{last}"
+
+
+def _task_run_name(parameters: dict[str, Any]) -> str:
+    return task_run_label(parameters["first"], parameters["last"])
 
 
 @task(
     name="mini-batch",
-    task_run_name="mini-batch-{mini_batch.index}",
+    task_run_name=_task_run_name,
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def run_mini_batch(job_id: str, mini_batch: MiniBatch) -> MiniBatchOutcome | State:
-    """Run one attempt of `mini_batch` and commit its rows when it succeeds.
+def run_mini_batches(job_id: str, first: int, last: int) -> MiniBatchesOutcome | State:
+    """Run one attempt of each unfinished mini-batch from `first` to `last` (the pending ones
+    among them) and commit the rows of each that succeeds.
 
-    A mini-batch stopped because the job was aborted or cancelled ends Cancelled: it did not
-    fail, and a later run of the step (resume) runs it.
+    Mini-batches stopped because the job was aborted or cancelled end Cancelled: they did not
+    fail, and a later run of the step (resume) runs them.
     """
     context = TaskRunContext.get()
     attempt = context.task_run.run_count if context and context.task_run else 1
     try:
-        return RUNNING_JOBS[job_id].run(mini_batch, max(attempt, 1))
+        return RUNNING_JOBS[job_id].run(first, max(attempt, 1))
     except JobStoppedError as stopped:
-        return Cancelled(message=f"Mini-batch {mini_batch.index} {stopped}")
+        what = f"Mini-batch {first}" if first == last else f"Mini-batches {first}-{last}"
+        return Cancelled(message=f"{what} {stopped}")

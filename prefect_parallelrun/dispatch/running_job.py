@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,45 +17,35 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from prefect_parallelrun.commit import CommitRecord, OutputFolder
+from prefect_parallelrun.dispatch.grouping import MiniBatchesPerTask, RunTimes, group_size
 from prefect_parallelrun.dispatch.mini_batch_task import (
     RUNNING_JOBS,
     JobStoppedError,
     MiniBatchAttemptError,
-    MiniBatchOutcome,
+    MiniBatchesOutcome,
     MiniBatchRunner,
-    run_mini_batch,
+    run_mini_batches,
 )
 from prefect_parallelrun.dispatch.monitor import JobMonitor
-from prefect_parallelrun.execute.job import run_attempt
+from prefect_parallelrun.execute.job import run_attempts
 from prefect_parallelrun.execute.results import AttemptResult
 from prefect_parallelrun.plan import MiniBatch
 from prefect_parallelrun.report import AttemptRow, JobLogs, ProgressReporter
 
-COUNTING_HOOKS = ("_count_completed_mini_batch", "_count_failed_mini_batch")
-
-
-class _QuietCountingHooks(logging.Filter):
-    """Drops Prefect's two INFO lines per hook call for the counting hooks: two log lines per
-    mini-batch that say nothing to the user, each also a write to the API."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = str(record.msg)
-        return not (
-            message.startswith(("Running hook", "Hook "))
-            and any(name in str(record.getMessage()) for name in COUNTING_HOOKS)
-        )
-
-
-_quiet_counting_hooks = _QuietCountingHooks()
-logging.getLogger("prefect.task_runs").addFilter(_quiet_counting_hooks)
-
 
 class RunningJob(MiniBatchRunner):
-    """Dispatches the pending mini-batches of one job as Prefect tasks and keeps their tally."""
+    """Dispatches the pending mini-batches of one job as Prefect task runs (each covering one
+    mini-batch or a group of consecutive ones) and keeps their tally.
+
+    Everything is counted per mini-batch, whatever the grouping: each member of a group has
+    its own attempts (the group's Prefect retry runs only its failed members again), its own
+    commit, and its own place in the thresholds.
+    """
 
     def __init__(
         self, *, job_id: str, client: Client, output: OutputFolder | None, logs: JobLogs,
         monitor: JobMonitor, progress: ProgressReporter, run_max_try: int, slots: int,
+        mini_batches_per_task: MiniBatchesPerTask,
         logger: logging.Logger | logging.LoggerAdapter,
     ) -> None:
         self.job_id = job_id
@@ -65,41 +56,53 @@ class RunningJob(MiniBatchRunner):
         self._progress = progress
         self._run_max_try = run_max_try
         self._slots = slots
+        self._mini_batches_per_task = mini_batches_per_task
         self._logger = logger
-        self._mini_batches: dict[int, MiniBatch] = {}
+        self._run_times = RunTimes()
+        # The unfinished members of each task run still going, by first index: what a retry
+        # runs again. A task run's entry is dropped when it ends, so memory stays flat.
+        self._groups: dict[int, list[MiniBatch]] = {}
         self.last_errors: dict[int, AttemptResult] = {}
+        self.task_runs = 0
+        self.scheduled_mini_batches = 0
 
     def dispatch(self, pending: Sequence[MiniBatch]) -> None:
         """Run every pending mini-batch, keeping the cluster's slots busy, until done or aborted."""
-        task = run_mini_batch.with_options(
-            retries=self._run_max_try - 1,
-            retry_condition_fn=self._retry_condition,
-            on_completion=[self._count_completed_mini_batch],
-            on_failure=[self._count_failed_mini_batch],
+        task = run_mini_batches.with_options(
+            retries=self._run_max_try - 1, retry_condition_fn=self._retry_condition
         )
-        # A few more tasks than slots, so a slot never waits for the next task to start.
-        window = threading.BoundedSemaphore(self._slots * 2)
+        # A few more task runs than slots, so a slot never waits for the next one to start.
+        in_flight = self._slots * 2
+        window = threading.BoundedSemaphore(in_flight)
+        queue = deque(pending)
         RUNNING_JOBS[self.job_id] = self
         try:
-            with ThreadPoolTaskRunner(max_workers=self._slots * 2) as runner:
+            with ThreadPoolTaskRunner(max_workers=in_flight) as runner:
                 try:
-                    futures = []
-                    for mini_batch in pending:
+                    while queue:
                         window.acquire()
                         if self._monitor.aborted:
                             window.release()
                             break
-                        self._mini_batches[mini_batch.index] = mini_batch
-                        self._progress.scheduled()
+                        size = group_size(
+                            self._mini_batches_per_task, self._run_times.mean, len(queue),
+                            self._slots,
+                        )
+                        members = [queue.popleft() for _ in range(size)]
+                        first, last = members[0].index, members[-1].index
+                        self._groups[first] = members
+                        self._progress.scheduled(len(members))
+                        self.task_runs += 1
+                        self.scheduled_mini_batches += len(members)
                         future = runner.submit(
-                            task, parameters={"job_id": self.job_id, "mini_batch": mini_batch}
+                            task,
+                            parameters={"job_id": self.job_id, "first": first, "last": last},
                         )
                         future.add_done_callback(lambda _: window.release())
-                        futures.append(future)
                     else:
                         self._monitor.all_scheduled()
-                    for future in futures:
-                        future.wait()
+                    for _ in range(in_flight):  # every task run has ended
+                        window.acquire()
                 except BaseException as error:
                     # SIGTERM (a runner or worker cancelling the flow run), Ctrl-C: stop the
                     # entry-script processes first, so that the running tasks end now.
@@ -108,55 +111,107 @@ class RunningJob(MiniBatchRunner):
         finally:
             RUNNING_JOBS.pop(self.job_id, None)
 
-    def run(self, mini_batch: MiniBatch, attempt: int) -> MiniBatchOutcome:
-        """One attempt, in the mini-batch's task thread: run it on the cluster, then commit."""
-        if self._monitor.aborted:
+    def run(self, first: int, attempt: int) -> MiniBatchesOutcome:
+        """One attempt of each unfinished member of a task run, in its task thread: run them
+        on the cluster, commit each that succeeds, count each that fails."""
+        members = self._groups[first]
+        last = members[-1].index
+        failures: list[AttemptResult] = []
+        committed: list[AttemptResult] = []
+        todo = list(members)
+        while todo:
+            if self._monitor.aborted:
+                break
+            results = self._attempt_on_cluster(todo, attempt)
+            todo = todo[len(results):]
+            for result in results:
+                self._record(result)
+                if result.succeeded:  # even once the job is stopping: it is done, keep it
+                    self._commit(result, attempt)
+                    committed.append(result)
+                elif self._monitor.aborted:  # stopped by the abort or cancel, not a failure
+                    self._discard(result)
+                else:
+                    self._discard(result)
+                    failures.append(result)
+                    self._count_failed_attempt(result, attempt)
+        finished = {result.mini_batch_index for result in committed}
+        if attempt >= self._run_max_try:
+            finished.update(result.mini_batch_index for result in failures)
+        self._groups[first] = remaining = [m for m in members if m.index not in finished]
+        if failures:
+            if attempt >= self._run_max_try:
+                del self._groups[first]
+            raise MiniBatchAttemptError(failures)
+        if remaining:  # the job stopped before these ran, or while they ran
             raise JobStoppedError(f"not run: the job stopped ({self._monitor.abort_reason})")
-        result = self._attempt_on_cluster(mini_batch, attempt)
-        self._record(result)
-        if self._monitor.aborted:
-            self._discard(result)
-            raise JobStoppedError(f"stopped: the job stopped ({self._monitor.abort_reason})")
-        if not result.succeeded:
-            self._discard(result)
-            raise MiniBatchAttemptError(result)
-        if self._output is not None:
-            record = CommitRecord(
-                mini_batch_id=mini_batch.id, mini_batch_index=mini_batch.index, attempt=attempt,
-                items=result.items, succeeded_items=result.succeeded_items,
-                failed_items=result.failed_items,
-            )
-            self._output.commit(record, result.staged_rows)
-        return MiniBatchOutcome(
-            mini_batch_index=mini_batch.index, attempt=attempt, items=result.items,
-            succeeded_items=result.succeeded_items, failed_items=result.failed_items,
+        del self._groups[first]
+        return MiniBatchesOutcome(
+            first=first, last=last, committed=len(committed),
+            succeeded_items=sum(result.succeeded_items for result in committed),
+            failed_items=sum(result.failed_items for result in committed),
         )
 
-    def _attempt_on_cluster(self, mini_batch: MiniBatch, attempt: int) -> AttemptResult:
+    def _attempt_on_cluster(self, todo: list[MiniBatch], attempt: int) -> list[AttemptResult]:
+        """The results of the members run, in order: all of `todo`, or up to the first that
+        failed (a cluster failure fails the first member, the rest are run again)."""
+        first = todo[0]
         # The key carries a fresh suffix: Dask would otherwise hand back the stored result of
-        # an earlier attempt with the same key instead of running the mini-batch again.
-        key = f"mini-batch-{mini_batch.index}-attempt-{attempt}-{uuid.uuid4().hex[:8]}"
+        # an earlier attempt with the same key instead of running the mini-batches again.
+        key = f"mini-batch-{first.index}-attempt-{attempt}-{uuid.uuid4().hex[:8]}"
         started = time.time()
         future = self._client.submit(
-            run_attempt, self.job_id, mini_batch, attempt, key=key, pure=False, retries=0
+            run_attempts, self.job_id, todo, attempt, key=key, pure=False, retries=0,
+            priority=-first.index,
         )
         try:
             return future.result()
         except Exception as error:  # the cluster could not run it: a lost worker, a cancel
-            return AttemptResult(
-                mini_batch_id=mini_batch.id, mini_batch_index=mini_batch.index, attempt=attempt,
-                node="unknown", process="unknown", started_at=started,
-                seconds=time.time() - started, items=mini_batch.item_count or 0,
-                succeeded_items=0, failed_items=mini_batch.item_count or 0,
-                status="process_died",
-                error=(
-                    f"Mini-batch {mini_batch.index} ({mini_batch.describe()}) could not be run "
-                    f"by the Dask cluster on attempt {attempt}: {type(error).__name__}: {error}. "
-                    f"Check that the cluster's workers are alive and reachable."
-                ),
-            )
+            return [
+                AttemptResult(
+                    mini_batch_id=first.id, mini_batch_index=first.index, attempt=attempt,
+                    node="unknown", process="unknown", started_at=started,
+                    seconds=time.time() - started, items=first.item_count or 0,
+                    succeeded_items=0, failed_items=first.item_count or 0,
+                    status="process_died",
+                    error=(
+                        f"Mini-batch {first.index} ({first.describe()}) could not be run by "
+                        f"the Dask cluster on attempt {attempt}: {type(error).__name__}: "
+                        f"{error}. Check that the cluster's workers are alive and reachable."
+                    ),
+                )
+            ]
         finally:
             future.release()
+
+    def _commit(self, result: AttemptResult, attempt: int) -> None:
+        if self._output is not None:
+            record = CommitRecord(
+                mini_batch_id=result.mini_batch_id, mini_batch_index=result.mini_batch_index,
+                attempt=attempt, items=result.items, succeeded_items=result.succeeded_items,
+                failed_items=result.failed_items,
+            )
+            self._output.commit(record, result.staged_rows)
+        self._run_times.add(result.seconds)
+        self._monitor.mini_batch_succeeded(
+            result.mini_batch_index, result.succeeded_items, result.failed_items
+        )
+        self._progress.finished(succeeded=True)
+
+    def _count_failed_attempt(self, result: AttemptResult, attempt: int) -> None:
+        """A failed attempt counts at once: the job may have to abort before anything else
+        runs. The last allowed attempt fails the mini-batch with all its items."""
+        self.last_errors[result.mini_batch_index] = result
+        if result.fatal:
+            self._monitor.fatal(result.error or result.status)
+        if attempt >= self._run_max_try:
+            self._fail_mini_batch(result)
+        else:
+            self._monitor.attempt_failed(result.mini_batch_index)
+
+    def _fail_mini_batch(self, result: AttemptResult) -> None:
+        self._monitor.mini_batch_failed(result.mini_batch_index, result.items)
+        self._progress.finished(succeeded=False)
 
     def _record(self, result: AttemptResult) -> None:
         self._logs.record_attempt(
@@ -173,7 +228,6 @@ class RunningJob(MiniBatchRunner):
         for warning in result.warnings:
             self._logger.warning(warning)
         if not result.succeeded:
-            self.last_errors[result.mini_batch_index] = result
             self._logs.record_error(
                 result.error or f"mini-batch {result.mini_batch_index} failed ({result.status})",
                 result.traceback or "",
@@ -183,43 +237,15 @@ class RunningJob(MiniBatchRunner):
         if self._output is not None:
             self._output.discard(result.staged_rows)
 
-    # State hooks: they see each failed attempt (through the retry condition, called only while
-    # retries remain) and each final state, and keep the monitor's counts.
-
     def _retry_condition(self, task: Any, task_run: TaskRun, state: State) -> bool:
+        """Called while retries remain. No retry once the job stopped: then the members that
+        failed this attempt have had their last one, and fail with all their items."""
+        if not self._monitor.aborted:
+            return True
         error = state.result(raise_on_failure=False)
-        if isinstance(error, JobStoppedError):
-            return False
-        attempt = getattr(error, "attempt_result", None)
-        if attempt is None:
-            return not self._monitor.aborted
-        if attempt.fatal:
-            self._monitor.fatal(attempt.error or attempt.status)
-            return False
-        self._monitor.attempt_failed(attempt.mini_batch_index)
-        return not self._monitor.aborted
-
-    def _count_completed_mini_batch(self, task: Any, task_run: TaskRun, state: State) -> None:
-        outcome: MiniBatchOutcome = state.result()
-        self._monitor.mini_batch_succeeded(
-            outcome.mini_batch_index, outcome.succeeded_items, outcome.failed_items
-        )
-        self._progress.finished(succeeded=True)
-
-    def _count_failed_mini_batch(self, task: Any, task_run: TaskRun, state: State) -> None:
-        error = state.result(raise_on_failure=False)
-        if isinstance(error, JobStoppedError):
-            return
-        attempt = getattr(error, "attempt_result", None)
-        if attempt is None:
-            self._logger.error("A mini-batch task failed outside its attempt: %s", error)
-            return
-        if attempt.fatal:
-            self._monitor.fatal(attempt.error or attempt.status)
-        mini_batch = self._mini_batches[attempt.mini_batch_index]
-        items = mini_batch.item_count if mini_batch.item_count is not None else attempt.items
-        self._monitor.mini_batch_failed(attempt.mini_batch_index, items)
-        self._progress.finished(succeeded=False)
+        for result in getattr(error, "attempt_results", []):
+            self._fail_mini_batch(result)
+        return False
 
 
 def _interruption(error: BaseException) -> str:

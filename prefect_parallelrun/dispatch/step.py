@@ -6,7 +6,13 @@ from collections.abc import Sequence
 
 from prefect_parallelrun.config import ParallelRunConfig
 from prefect_parallelrun.dispatch.arguments import check_arguments
+from prefect_parallelrun.dispatch.embedded_api import start_embedded_api
 from prefect_parallelrun.dispatch.flow import check_output, parallel_run
+from prefect_parallelrun.dispatch.grouping import (
+    AUTO,
+    MiniBatchesPerTask,
+    check_mini_batches_per_task,
+)
 from prefect_parallelrun.plan import FileDataset, TabularDataset
 from prefect_parallelrun.report import ParallelRunResult
 
@@ -16,7 +22,7 @@ Dataset = FileDataset | TabularDataset
 class ParallelRunStep:
     """Run an entry script over mini-batches of `inputs`, as Azure ML's ParallelRunStep does.
 
-    Contract: the inputs are split into mini-batches (SPEC §3); every entry-script process
+    Contract: the inputs are split into mini-batches (docs/inputs.md); every entry-script process
     calls the script's `init()` once, then `run(mini_batch)` per mini-batch, where the
     mini-batch is a list of local file paths or a pandas DataFrame; `run()` returns a list,
     tuple or DataFrame with one element per succeeded item. A failed attempt is retried up to
@@ -53,6 +59,7 @@ class ParallelRunStep:
         side_inputs: Sequence[Dataset] | None = None,
         arguments: Sequence[str] | None = None,
         allow_reuse: bool = True,
+        mini_batches_per_task: MiniBatchesPerTask = AUTO,
     ) -> None:
         if not isinstance(parallel_run_config, ParallelRunConfig):
             raise TypeError(
@@ -72,10 +79,12 @@ class ParallelRunStep:
         self.output = None if output is None else str(output)
         self.arguments = check_arguments(list(arguments or []))
         self.allow_reuse = allow_reuse
+        self.mini_batches_per_task = check_mini_batches_per_task(mini_batches_per_task)
         check_output(parallel_run_config, self.output)
 
     def run(self, resume: bool = True) -> ParallelRunResult:
         """Run the step (a subflow when called inside a flow) and return its result."""
+        start_embedded_api()
         state = parallel_run(
             config=self.parallel_run_config,
             inputs=self.inputs,
@@ -84,6 +93,7 @@ class ParallelRunStep:
             name=self.name,
             resume=resume,
             allow_reuse=self.allow_reuse,
+            mini_batches_per_task=self.mini_batches_per_task,
             return_state=True,
         )
         return result_of(state)

@@ -1,4 +1,4 @@
-"""Failure thresholds as pure arithmetic (SPEC §6); the flow only calls these functions."""
+"""Failure thresholds as pure arithmetic (docs/dispatch.md); the flow only calls these functions."""
 
 from __future__ import annotations
 

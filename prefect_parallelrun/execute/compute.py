@@ -4,10 +4,13 @@
 a job. One base class holds what every target shares (open a client, close what the job
 started); the subclasses differ only in how the cluster is found or made:
 
-- `"local"`: a `LocalCluster` of `node_count` worker processes on this machine, closed after.
+- `"local"`: a scheduler and `node_count` worker processes on this machine, started as
+  commands (never through multiprocessing's spawn), closed after.
 - `"tcp://host:port"` (any scheduler URL): a running scheduler, left running.
 - a `DaskCompute` block, or the name of a saved one: its `address`, or its `cluster_class`
-  started with `cluster_kwargs`, then adapted (`adapt_kwargs`) or scaled to `node_count`.
+  started with `cluster_kwargs`, then adapted (`adapt_kwargs`) or scaled to `node_count`; a
+  block with neither is "local", or a `distributed.LocalCluster` when it has `cluster_kwargs`
+  or `adapt_kwargs` (whose worker processes need the script's main guard).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from distributed import Client
 
 from prefect_parallelrun.execute.hardware import default_process_count
+from prefect_parallelrun.execute.local_cluster import local_cluster
 
 LOCAL = "local"
 LOCAL_CLUSTER_CLASS = "distributed.LocalCluster"
@@ -97,27 +101,47 @@ class ClusterCompute(ComputeTarget):
         return cluster
 
 
-class LocalCompute(ClusterCompute):
-    """`node_count` worker processes on this machine, each with one thread per process slot."""
+class LocalCompute(ComputeTarget):
+    """`node_count` worker processes on this machine, each with one thread per process slot.
+
+    The scheduler and workers are processes of their own (see `local_cluster`), so a plain
+    script with no main guard works.
+    """
+
+    def __init__(self, node_count: int, process_count_per_node: int | None, dask_log_level: int):
+        super().__init__(node_count, process_count_per_node)
+        self.dask_log_level = dask_log_level
+
+    def _start_cluster(self) -> Any:
+        return local_cluster(
+            n_workers=self.node_count,
+            threads_per_worker=self.process_count_per_node
+            or default_process_count(self.node_count),
+            dask_log_level=self.dask_log_level,
+        )
+
+
+class LocalClusterCompute(ClusterCompute):
+    """A `distributed.LocalCluster` with the block's own `cluster_kwargs` (or adapted)."""
 
     def __init__(
         self,
         node_count: int,
         process_count_per_node: int | None,
-        cluster_kwargs: dict[str, Any] | None = None,
-        adapt_kwargs: dict[str, Any] | None = None,
+        cluster_kwargs: dict[str, Any],
+        adapt_kwargs: dict[str, Any] | None,
+        dask_log_level: int,
     ):
         defaults = {
             "n_workers": node_count if adapt_kwargs is None else 0,
             "threads_per_worker": process_count_per_node or default_process_count(node_count),
             "processes": True,
             "dashboard_address": None,
-            # Dask's INFO lines (nannies starting and closing) bury the job's own log.
-            "silence_logs": logging.WARNING,
+            "silence_logs": dask_log_level,
         }
-        kwargs = defaults | (cluster_kwargs or {})
         super().__init__(
-            LOCAL_CLUSTER_CLASS, kwargs, adapt_kwargs, node_count, process_count_per_node
+            LOCAL_CLUSTER_CLASS, defaults | cluster_kwargs, adapt_kwargs, node_count,
+            process_count_per_node,
         )
 
 
@@ -126,15 +150,19 @@ def open_compute(
     node_count: int,
     process_count_per_node: int | None,
     load_block: Callable[[str], Any] | None = None,
+    dask_log_level: int = logging.WARNING,
 ) -> AbstractContextManager[Client]:
     """A context manager yielding a Client to the job's cluster; it closes what it started.
 
     `compute_target` is "local", a scheduler URL, a `DaskCompute` block (any object with
     `address`, `cluster_class`, `cluster_kwargs` and `adapt_kwargs`), or the name of a saved
     one, which `load_block` loads. A bad target raises `ComputeTargetError` here, before the
-    `with` starts anything.
+    `with` starts anything. A cluster the job starts logs at `dask_log_level` and above.
     """
-    return compute_target_for(compute_target, node_count, process_count_per_node, load_block).open()
+    target = compute_target_for(
+        compute_target, node_count, process_count_per_node, load_block, dask_log_level
+    )
+    return target.open()
 
 
 def compute_target_for(
@@ -142,15 +170,16 @@ def compute_target_for(
     node_count: int,
     process_count_per_node: int | None,
     load_block: Callable[[str], Any] | None = None,
+    dask_log_level: int = logging.WARNING,
 ) -> ComputeTarget:
     """The `ComputeTarget` a config's `compute_target` stands for."""
     if isinstance(compute_target, str):
         if compute_target.strip().lower() == LOCAL:
-            return LocalCompute(node_count, process_count_per_node)
+            return LocalCompute(node_count, process_count_per_node, dask_log_level)
         if "://" in compute_target:
             return SchedulerCompute(compute_target, node_count, process_count_per_node)
         compute_target = _load_block(compute_target, load_block)
-    return _from_block(compute_target, node_count, process_count_per_node)
+    return _from_block(compute_target, node_count, process_count_per_node, dask_log_level)
 
 
 def _load_block(name: str, load_block: Callable[[str], Any] | None) -> Any:
@@ -169,7 +198,9 @@ def _load_block(name: str, load_block: Callable[[str], Any] | None) -> Any:
         ) from exc
 
 
-def _from_block(block: Any, node_count: int, process_count_per_node: int | None) -> ComputeTarget:
+def _from_block(
+    block: Any, node_count: int, process_count_per_node: int | None, dask_log_level: int
+) -> ComputeTarget:
     try:
         address, cluster_class = block.address, block.cluster_class
         cluster_kwargs, adapt_kwargs = block.cluster_kwargs or {}, block.adapt_kwargs
@@ -189,7 +220,11 @@ def _from_block(block: Any, node_count: int, process_count_per_node: int | None)
         return ClusterCompute(
             cluster_class, cluster_kwargs, adapt_kwargs, node_count, process_count_per_node
         )
-    return LocalCompute(node_count, process_count_per_node, cluster_kwargs, adapt_kwargs)
+    if cluster_kwargs or adapt_kwargs is not None:
+        return LocalClusterCompute(
+            node_count, process_count_per_node, cluster_kwargs, adapt_kwargs, dask_log_level
+        )
+    return LocalCompute(node_count, process_count_per_node, dask_log_level)
 
 
 def _import_cluster_class(dotted_path: str) -> Callable[..., Any]:

@@ -1,7 +1,7 @@
 """A job's entry-script processes on the Dask workers, from first mini-batch to drain or stop.
 
     start_job(client, spec)                  # every worker, now and later: a pool of slots
-    run_attempt(job_id, mini_batch, attempt) # submitted to Dask, one per attempt
+    run_attempts(job_id, mini_batches, attempt)  # submitted to Dask: one attempt of each
     drain_job(client, job_id)                # normal end: shutdown() in every process
     stop_job(client, job_id)                 # abort or cancel: kill every process now
 
@@ -143,17 +143,31 @@ class JobProcessesPlugin(WorkerPlugin):
 
     def run(self, mini_batch: Any, attempt: int) -> AttemptResult:
         """Run one attempt in a free slot, waiting for one if all are busy."""
+        return self.run_in_order([mini_batch], attempt)[0]
+
+    def run_in_order(self, mini_batches: list[Any], attempt: int) -> list[AttemptResult]:
+        """Run `mini_batches` one after another in one free slot, stopping after the first
+        that fails: the flow decides (thresholds, an abort) before the rest run."""
         assert self._pool is not None
         if self._missing:
-            record = AttemptRecord(mini_batch, attempt, self._node, "-", "(no process was started)")
+            record = AttemptRecord(
+                mini_batches[0], attempt, self._node, "-", "(no process was started)"
+            )
             cause = f"this worker lacks packages the job requires: {', '.join(self._missing)}."
-            return record.finish("init_failed", record.declared_items, cause=cause, fatal=True)
+            return [record.finish("init_failed", record.declared_items, cause=cause, fatal=True)]
         slot = self._pool.acquire()
         if slot is None:
-            record = AttemptRecord(mini_batch, attempt, self._node, "-", "(no process was started)")
-            return record.finish("failed", record.declared_items, cause=STOPPED_CAUSE)
+            record = AttemptRecord(
+                mini_batches[0], attempt, self._node, "-", "(no process was started)"
+            )
+            return [record.finish("failed", record.declared_items, cause=STOPPED_CAUSE)]
+        results: list[AttemptResult] = []
         try:
-            return slot.run(mini_batch, attempt)
+            for mini_batch in mini_batches:
+                results.append(slot.run(mini_batch, attempt))
+                if not results[-1].succeeded:
+                    break
+            return results
         finally:
             self._pool.release(slot)
 
@@ -200,11 +214,18 @@ def start_job(
 
 
 def run_attempt(job_id: str, mini_batch: Any, attempt: int) -> AttemptResult:
-    """Run one attempt of one mini-batch on this worker: the function the flow submits to Dask.
+    """Run one attempt of one mini-batch on this worker: `run_attempts` for one."""
+    return run_attempts(job_id, [mini_batch], attempt)[0]
 
-    Waits for a free process slot (not counted in the timeout), then runs the mini-batch in
-    its process for at most `run_invocation_timeout` seconds. Every failure of the script is
-    an `AttemptResult`; `JobNotRunningError` means the job was never started or has ended.
+
+def run_attempts(job_id: str, mini_batches: list[Any], attempt: int) -> list[AttemptResult]:
+    """Run one attempt of each of `mini_batches` on this worker, in order, in one process:
+    the function the flow submits to Dask.
+
+    Waits for a free process slot (not counted in the timeout), then runs each mini-batch in
+    its process for at most `run_invocation_timeout` seconds, and stops after the first that
+    fails (the results end there). Every failure of the script is an `AttemptResult`;
+    `JobNotRunningError` means the job was never started or has ended.
     """
     worker = get_worker()
     plugin = worker.plugins.get(plugin_name(job_id))
@@ -213,7 +234,7 @@ def run_attempt(job_id: str, mini_batch: Any, attempt: int) -> AttemptResult:
             f"Job {job_id!r} has no entry-script processes on worker {worker.address}: it was "
             "never started with start_job(), or it has been drained or stopped."
         )
-    return plugin.run(mini_batch, attempt)
+    return plugin.run_in_order(mini_batches, attempt)
 
 
 def drain_job(

@@ -42,9 +42,9 @@ class ProgressReporter:
         )
         self._thread.start()
 
-    def scheduled(self) -> None:
+    def scheduled(self, count: int = 1) -> None:
         with self._lock:
-            self._scheduled += 1
+            self._scheduled += count
 
     def finished(self, succeeded: bool) -> None:
         with self._lock:

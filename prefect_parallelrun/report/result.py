@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 @dataclass(frozen=True)
 class ParallelRunResult:
-    """The outcome of one parallel run (SPEC §7).
+    """The outcome of one parallel run (docs/outputs.md).
 
     A failed job is `status="Failed"` with the reason in `message`; `output_file` is None for
     summary_only; `logs_dir` holds job_result.txt, job_error.txt and the per-attempt report.

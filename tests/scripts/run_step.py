@@ -1,6 +1,7 @@
 """Runs one job in its own process, for tests that kill the flow process mid-run.
 
 Usage: python run_step.py INPUTS OUTPUT [config overrides as JSON]
+$STEP_NAME names the step; $MINI_BATCHES_PER_TASK sets the step's mini_batches_per_task.
 """
 
 import json
@@ -27,6 +28,7 @@ def main() -> int:
     step = ParallelRunStep(
         name=os.environ.get("STEP_NAME", "killed-job"), parallel_run_config=config,
         inputs=[FileDataset.from_files(inputs)], output=output, allow_reuse=False,
+        mini_batches_per_task=os.environ.get("MINI_BATCHES_PER_TASK", "auto"),
     )
     return 0 if step.run().succeeded else 1
 
