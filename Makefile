@@ -18,9 +18,11 @@ test: $(BIN)/.installed
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m benchmarks
 
 bench-quick: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m benchmarks --quick
 
 clean:

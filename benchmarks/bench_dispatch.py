@@ -21,8 +21,9 @@ RSS. Run:
     .venv/bin/python benchmarks/bench_dispatch.py                 every row
     .venv/bin/python benchmarks/bench_dispatch.py --quick         a tenth of each, for a smoke run
     .venv/bin/python benchmarks/bench_dispatch.py --rows W2,W5 --mini-batches-per-task 1
-    .venv/bin/python benchmarks/bench_dispatch.py --profile 1000  the flow process's profile,
-                                                  one mini-batch per task run
+    .venv/bin/python benchmarks/bench_dispatch.py --profile 1000  the flow process's profile
+                                   (all threads, with yappi), one mini-batch per task run
+    --references: also one bare Prefect task per mini-batch, and DaskTaskRunner's .map
     --server-defaults: the API server records each task-run event in its own transaction, as
                        with Prefect's defaults
 """
@@ -30,11 +31,8 @@ RSS. Run:
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
 import os
-import pstats
 import resource
 import subprocess
 import sys
@@ -45,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
+sys.path.insert(0, str(SCRIPTS))  # busy.py, the work, for the hand-written references
 
 
 @dataclass(frozen=True)
@@ -69,10 +68,11 @@ WORKLOADS = [
     Workload("W4 sleep", 200, 1.0, "sleep", 2, 1.03),
     Workload("W5", 100000, 0.0, "sleep", 2, None),
 ]
+# --profile N: N mini-batches of 1 ms of CPU, one task run each.
+PROFILED = Workload("profile", 1000, 0.001, "cpu", 2, None)
 
 
 def time_client_map(client: object, workload: Workload, count: int) -> float:
-    sys.path.insert(0, str(SCRIPTS))
     import busy
 
     client.upload_file(str(SCRIPTS / "busy.py"))  # benchmarks/ is not on the workers' path
@@ -80,6 +80,44 @@ def time_client_map(client: object, workload: Workload, count: int) -> float:
     started = time.perf_counter()
     futures = client.map(busy.busy, [workload.seconds] * count, kind=workload.kind, pure=False)
     client.gather(futures)
+    return time.perf_counter() - started
+
+
+def time_prefect_tasks(client: object, workload: Workload, count: int) -> float:
+    """Reference: a bare Prefect task per mini-batch on a thread pool, waiting for its call."""
+    import busy
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    @task
+    def mini_batch(number: int) -> None:
+        client.submit(busy.busy, workload.seconds, workload.kind, pure=False).result()
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2 * workload.processes))
+    def prefect_tasks() -> None:
+        mini_batch.map(range(count)).result()
+
+    started = time.perf_counter()
+    prefect_tasks()
+    return time.perf_counter() - started
+
+
+def time_dask_task_runner(address: str, workload: Workload, count: int) -> float:
+    """Reference: Prefect's own `.map` on prefect-dask's DaskTaskRunner."""
+    import busy
+    from prefect import flow, task
+    from prefect_dask import DaskTaskRunner
+
+    @task
+    def mini_batch(number: int) -> None:
+        busy.busy(workload.seconds, workload.kind)
+
+    @flow(task_runner=DaskTaskRunner(address=address))
+    def mapped() -> None:
+        mini_batch.map(range(count)).result()
+
+    started = time.perf_counter()
+    mapped()
     return time.perf_counter() - started
 
 
@@ -167,32 +205,50 @@ def run_job(workload: Workload, count: int, inputs: Path, mini_batches_per_task:
     per_task = mini_batches_per_task if mini_batches_per_task == "auto" else int(
         mini_batches_per_task
     )
-    profiler = cProfile.Profile() if profile else None
+    if profile:
+        import yappi  # every thread's CPU, where cProfile sees only the calling thread
+
+        yappi.set_clock_type("cpu")
     with tempfile.TemporaryDirectory() as output, CpuSampler() as sampler:
         started = time.perf_counter()
-        if profiler is not None:
-            profiler.enable()
+        if profile:
+            yappi.start(builtins=False)
         state = parallel_run(
             config=config, inputs=[FileDataset.from_files(str(inputs))], output=output,
             name=f"bench-{workload.name.replace(' ', '-')}", resume=False, allow_reuse=False,
             mini_batches_per_task=per_task, return_state=True,
         )
-        if profiler is not None:
-            profiler.disable()
+        if profile:
+            yappi.stop()
         seconds = time.perf_counter() - started
+        # Inside the CPU count: the API server's CPU includes recording what it still lags.
+        task_runs = count_task_runs(state.state_details.flow_run_id)
     result = state.result(raise_on_failure=False)
     assert result.succeeded_mini_batches == count, result.message
     row = {
         "seconds": seconds,
         "cpu": sampler.used,
-        "task_runs": count_task_runs(state.state_details.flow_run_id),
+        "task_runs": task_runs,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    if profiler is not None:
-        text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
-        row["profile"] = text.getvalue()
+    if profile:
+        row["profile"] = profile_lines(yappi.get_func_stats(), count)
     return row
+
+
+def profile_lines(stats: list, count: int) -> str:
+    """The top 20 functions by their own CPU, and ours by CPU with callees, per mini-batch."""
+    lines = ["own ms | incl. ms | calls | function"]
+    for entry in sorted(stats, key=lambda entry: entry.tsub, reverse=True)[:20]:
+        lines.append(f"{1000 * entry.tsub / count:.3f} | {1000 * entry.ttot / count:.3f} | "
+                     f"{entry.ncall} | {entry.module.rsplit('site-packages/', 1)[-1]}:"
+                     f"{entry.lineno} {entry.name}")
+    ours = [entry for entry in stats if "prefect_parallelrun" in entry.module]
+    lines.append("\nthis package, incl. ms | calls | function")
+    for entry in sorted(ours, key=lambda entry: entry.ttot, reverse=True)[:12]:
+        lines.append(f"{1000 * entry.ttot / count:.3f} | {entry.ncall} | "
+                     f"{entry.module.rsplit('prefect_parallelrun/', 1)[-1]}:{entry.name}")
+    return "\n".join(lines)
 
 
 def count_task_runs(flow_run_id: object) -> int:
@@ -200,7 +256,7 @@ def count_task_runs(flow_run_id: object) -> int:
     from prefect.client.orchestration import get_client
 
     body = {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}}
-    last, deadline = -1, time.monotonic() + 60
+    last, deadline = -1, time.monotonic() + 900
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             count = client._client.post("/task_runs/count", json=body).json()
@@ -233,8 +289,9 @@ def job_in_fresh_process(workload: Workload, count: int, inputs: Path, per_task:
 
 
 def measure(workload: Workload, count: int, folder: Path, per_task: str,
-            profile: bool = False) -> dict:
-    """client.map (for rows with a target), then the job, on one fresh cluster."""
+            profile: bool = False, references: bool = False) -> dict:
+    """client.map (for rows with a target), then the job, then the references, on one fresh
+    cluster."""
     from distributed import Client
 
     from prefect_parallelrun.execute.local_cluster import local_cluster
@@ -248,6 +305,11 @@ def measure(workload: Workload, count: int, folder: Path, per_task: str,
         with CpuSampler() as sampler:
             row |= job_in_fresh_process(
                 workload, count, inputs, per_task, cluster.scheduler_address, profile
+            )
+        if references:
+            row["one Prefect task each"] = time_prefect_tasks(client, workload, count)
+            row["DaskTaskRunner"] = time_dask_task_runner(
+                cluster.scheduler_address, workload, count
             )
     for kind in ("scheduler", "workers", "entry processes"):
         row["cpu"][kind] = sampler.used.get(kind, 0.0)
@@ -268,6 +330,14 @@ def print_tables(rows: list[dict], per_task: str) -> None:
             f"| {row['name']} | {row['describe']} | {floor_text} | {row['seconds']:.1f} s | "
             f"{ratio} | {target} | {row['task_runs']:,} | {row['peak_rss_mb']:.0f} MB |"
         )
+    if "DaskTaskRunner" in rows[0]:
+        print("\nReferences, on the same cluster\n\n| row | client.map | one Prefect task each "
+              "| ratio | DaskTaskRunner .map | ratio |\n|---|---|---|---|---|---|")
+        for row in rows:
+            floor = row["client.map"]
+            print(f"| {row['name']} | {floor:.1f} s | {row['one Prefect task each']:.1f} s | "
+                  f"{row['one Prefect task each'] / floor:.3f}x | "
+                  f"{row['DaskTaskRunner']:.1f} s | {row['DaskTaskRunner'] / floor:.3f}x |")
     names = ["flow process", "API server", "scheduler", "workers", "entry processes"]
     print(f"\nCPU per mini-batch\n\n| row | {' | '.join(names)} |")
     print("|---|" + "---|" * len(names))
@@ -284,6 +354,9 @@ def main() -> None:
     parser.add_argument("--profile", type=int, metavar="N",
                         help="profile the flow process over N mini-batches of 1 ms, one per "
                              "task run")
+    parser.add_argument("--references", action="store_true",
+                        help="also time one bare Prefect task per mini-batch, and Prefect's "
+                             ".map on DaskTaskRunner (slow: minutes per row)")
     parser.add_argument("--server-defaults", action="store_true",
                         help="the embedded API server with Prefect's default task-run recorder "
                              "(one event per transaction) instead of this package's batching")
@@ -293,7 +366,7 @@ def main() -> None:
     parser.add_argument("--address", help=argparse.SUPPRESS)
     parser.add_argument("--profile-job", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
-    by_name = {workload.name: workload for workload in WORKLOADS}
+    by_name = {workload.name: workload for workload in [*WORKLOADS, PROFILED]}
     if options.server_defaults:  # a value the user set: the job's embedded server keeps it
         os.environ["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] = "1"
     if options.job:
@@ -301,11 +374,19 @@ def main() -> None:
                       options.mini_batches_per_task, options.address, options.profile_job)
         print(json.dumps(row))
         return
+    if options.references:
+        # The references' task runs need an API server, and DaskTaskRunner's workers must
+        # reach it: one for the whole run, started before any cluster (the jobs use it too).
+        from prefect.server.api.server import SubprocessASGIServer
+
+        from prefect_parallelrun.dispatch.embedded_api import start_embedded_api
+
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        start_embedded_api()
+        os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
     with tempfile.TemporaryDirectory() as folder:
         if options.profile:
-            workload = Workload("profile", options.profile, 0.001, "cpu", 2, None)
-            by_name["profile"] = workload
-            row = measure(workload, options.profile, Path(folder), "1", profile=True)
+            row = measure(PROFILED, options.profile, Path(folder), "1", profile=True)
             flow_cpu = 1000 * row["cpu"]["flow process"] / options.profile
             server_cpu = 1000 * row["cpu"]["API server"] / row["task_runs"]
             print(f"flow process CPU per mini-batch: {flow_cpu:.2f} ms; API server CPU per "
@@ -318,7 +399,8 @@ def main() -> None:
             count = workload.count // 10 if options.quick else workload.count
             row = {"name": workload.name, "describe": workload.describe(), "count": count,
                    "target": workload.target}
-            row |= measure(workload, count, Path(folder), options.mini_batches_per_task)
+            row |= measure(workload, count, Path(folder), options.mini_batches_per_task,
+                           references=options.references)
             print(json.dumps({key: value for key, value in row.items() if key != "profile"}),
                   flush=True)
             rows.append(row)

@@ -159,6 +159,18 @@ class DaskProcesses:
             stop_process(process, timeout=20)
 
 
+def kill_processes(processes: list[Any]) -> None:
+    """Kill psutil processes we started (the family of a flow process), waiting for them."""
+    import psutil
+
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(processes, timeout=10)
+
+
 def stop_process(process: Any, timeout: float) -> None:
     """Terminate a process we started; kill it if it is still there after `timeout` seconds."""
     import subprocess

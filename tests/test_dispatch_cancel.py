@@ -89,6 +89,16 @@ def flow_run_named(name: str):
     return runs[0] if runs else None
 
 
+def cancel_from_cli(name: str) -> None:
+    """`prefect flow-run cancel <id>` of the flow run named `name`, as a user types it."""
+    cancel = subprocess.run(
+        [sys.executable, "-m", "prefect", "flow-run", "cancel", str(flow_run_named(name).id)],
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+
+
 def test_cancelling_the_flow_run_from_the_cli_stops_the_entry_processes(
     bench: JobBench, dask_processes: DaskProcesses
 ):
@@ -98,13 +108,7 @@ def test_cancelling_the_flow_run_from_the_cli_stops_the_entry_processes(
     try:
         wait_for(lambda: slots_stuck(bench), 120, "the stuck mini-batches")
         wait_for(lambda: len(dask_processes.entry_process_pids()) == 2, 30, "2 processes")
-        run = flow_run_named(name)
-        cancel = subprocess.run(
-            [sys.executable, "-m", "prefect", "flow-run", "cancel", str(run.id)],
-            env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
-            capture_output=True, text=True, timeout=120,
-        )
-        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        cancel_from_cli(name)
         # Polled every 2 s, then killed: well before the 60 s sleeps could have ended.
         assert flow_process.wait(timeout=40) == 1
     finally:

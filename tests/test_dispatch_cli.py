@@ -13,10 +13,12 @@ from prefect.settings import PREFECT_API_URL
 from tests.jobs import SCRIPTS, JobBench
 
 
-def cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def cli(
+    *arguments: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "prefect_parallelrun.dispatch.cli", *arguments],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True, text=True, timeout=300, env=env, cwd=cwd,
     )
 
 
@@ -70,3 +72,31 @@ def test_run_exits_0_on_success_and_1_with_the_reason_on_failure(bench: JobBench
     )
     assert completed.returncode == 1
     assert "error_threshold crossed" in completed.stderr
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_run_takes_paths_relative_to_where_it_is_started(bench: JobBench):
+    bench.items(["ok"] * 5)
+    (bench.root / "scripts").mkdir()
+    (bench.root / "scripts" / "score.py").write_text((SCRIPTS / "job_behaviours.py").read_text())
+    write_config(bench.root / "config.yml", source_directory="scripts", entry_script="score.py")
+    environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    completed = cli(
+        "run", "config.yml", "--input", "inputs", "--output", "out",
+        "--mini-batches-per-task", "2", env=environment, cwd=bench.root,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (bench.root / "out" / "parallel_run_step.txt").read_text().splitlines() == [
+        f"item-{number:03d}.txt ok" for number in range(5)
+    ]
+
+
+def test_run_refuses_a_bad_mini_batches_per_task(tmp_path: Path):
+    completed = cli(
+        "run", str(write_config(tmp_path / "config.yml")), "--input", str(tmp_path),
+        "--output", str(tmp_path / "out"), "--mini-batches-per-task", "0",
+    )
+    assert completed.returncode == 2
+    assert "mini_batches_per_task must be a positive whole number or 'auto'; got 0" in (
+        completed.stderr
+    )

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import uuid
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter
 from prefect.client.schemas.objects import StateType
-from prefect.settings import PREFECT_API_URL
 
 from prefect_parallelrun.dispatch.flow import parallel_run
 from prefect_parallelrun.dispatch.grouping import check_mini_batches_per_task, group_size
@@ -20,6 +16,7 @@ from tests.jobs import JobBench
 from tests.test_dispatch_cancel import (
     STUCK,
     assert_processes_stopped,
+    cancel_from_cli,
     committed_items,
     flow_run_named,
     start_flow_process,
@@ -155,13 +152,7 @@ def test_cancelling_stops_a_groups_processes_and_commits_its_finished_members(
         wait_for(lambda: set(bench.calls()) == started, 120, "the stuck mini-batches")
         wait_for(lambda: len(dask_processes.entry_process_pids()) == 2, 30, "2 processes")
         assert committed_items(bench) == set()
-        run = flow_run_named(name)
-        cancel = subprocess.run(
-            [sys.executable, "-m", "prefect", "flow-run", "cancel", str(run.id)],
-            env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
-            capture_output=True, text=True, timeout=120,
-        )
-        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        cancel_from_cli(name)
         assert flow_process.wait(timeout=40) == 1
     finally:
         flow_process.kill()

@@ -15,7 +15,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from prefect_parallelrun import FileDataset, ParallelRunStep
-from tests.jobs import SCRIPTS, JobBench
+from tests.jobs import SCRIPTS, JobBench, kill_processes
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -109,7 +109,7 @@ def test_resume_after_the_flow_process_is_killed(bench: JobBench, tmp_path: Path
     family = psutil.Process(flow_process.pid).children(recursive=True)
     flow_process.send_signal(signal.SIGKILL)
     flow_process.wait()
-    _stop(family)
+    kill_processes(family)
     committed_first = set(_committed_items(bench))
     assert 4 <= len(committed_first) < 14
     bench.calls_file.unlink()
@@ -195,10 +195,30 @@ def _committed_items(bench: JobBench) -> list[str]:
     return [f"item-{index:03d}.txt" for index in indexes]
 
 
-def _stop(processes: list[psutil.Process]) -> None:
-    for process in processes:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(processes, timeout=10)
+
+def test_a_flow_process_killed_outright_leaves_no_local_cluster_behind(bench: JobBench):
+    bench.items(["sleep 30"] * 4)
+    environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    flow_process = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "run_step.py"), str(bench.inputs), str(bench.output)],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    family: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(bench.calls()) < 2:  # both entry-script processes are in run()
+            assert time.monotonic() < deadline, "the job did not start its mini-batches"
+            time.sleep(0.1)
+        family = psutil.Process(flow_process.pid).children(recursive=True)
+        commands = [" ".join(process.cmdline()) for process in family]
+        assert sum("distributed.Scheduler" in command for command in commands) == 1, commands
+        assert sum("execute.child" in command for command in commands) == 2, commands
+        flow_process.send_signal(signal.SIGKILL)
+        flow_process.wait()
+        # The scheduler notices its parent has gone and closes; its workers and their
+        # entry-script processes go with it, long before the 30 s sleeps end.
+        _, alive = psutil.wait_procs(family, timeout=20)
+        assert alive == [], [" ".join(process.cmdline()) for process in alive]
+    finally:
+        flow_process.kill()
+        kill_processes(family)

@@ -23,7 +23,7 @@ from prefect_parallelrun.dispatch.fingerprint import job_fingerprint
 from prefect_parallelrun.dispatch.flow import parallel_run
 from prefect_parallelrun.dispatch.step import result_of
 from prefect_parallelrun.report import ParallelRunResult
-from tests.jobs import SCRIPTS, JobBench
+from tests.jobs import SCRIPTS, JobBench, kill_processes
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 KEPT_ROWS_WARNING = "committed mini-batches keep their rows from an earlier version"
@@ -170,7 +170,7 @@ def test_a_second_run_fails_at_once_naming_the_live_holder_and_a_killed_holder_d
     family = psutil.Process(holder.pid).children(recursive=True)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    _stop(family)
+    kill_processes(family)
     assert json.loads(lock.read_text())["pid"] == holder.pid
     committed_by_the_holder = len(list(ledger.glob("*.json")))
     assert 2 <= committed_by_the_holder < 20
@@ -222,11 +222,3 @@ def test_arguments_and_the_script_are_code_and_the_layout_is_not(bench: JobBench
     )
     assert without_source_directory[CODE]["source_directory_sha256"] is None
 
-
-def _stop(processes: list[psutil.Process]) -> None:
-    for process in processes:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(processes, timeout=10)

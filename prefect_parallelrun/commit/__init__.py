@@ -1,9 +1,29 @@
 """Commit stage: staged rows, atomic parts, the resume ledger, the writer lock and the final
-append_row file."""
+append_row file.
 
-from prefect_parallelrun.commit.errors import OutputFolderInUseError, ResumeRefusedError
-from prefect_parallelrun.commit.output_folder import CODE, CommitRecord, OutputFolder
-from prefect_parallelrun.commit.rows import format_rows, stage_rows
+Names are imported on first use: an entry-script process stages rows (`rows`) and must not pay
+for fsspec and the output folder's machinery at every start.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import OutputFolderInUseError, ResumeRefusedError
+    from .output_folder import CODE, CommitRecord, OutputFolder
+    from .rows import format_rows, stage_rows
+
+_MODULE_OF = {
+    "CODE": "output_folder",
+    "CommitRecord": "output_folder",
+    "OutputFolder": "output_folder",
+    "OutputFolderInUseError": "errors",
+    "ResumeRefusedError": "errors",
+    "format_rows": "rows",
+    "stage_rows": "rows",
+}
 
 __all__ = [
     "CODE",
@@ -14,3 +34,15 @@ __all__ = [
     "format_rows",
     "stage_rows",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))

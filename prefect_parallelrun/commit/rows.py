@@ -6,12 +6,11 @@ a DataFrame row as its values joined by single spaces, with no header and no ind
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
-
-import fsspec
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,11 +36,26 @@ def stage_rows(staging_dir: str, mini_batch_id: str, attempt: int, lines: Iterat
     timed-out attempt, or a mini-batch run twice after a lost worker) never share a file;
     only the flow's commit step decides which staged file becomes the mini-batch's part.
     """
+    name = f"{mini_batch_id}.attempt-{attempt}.{uuid.uuid4().hex}.rows"
+    if "://" not in staging_dir:
+        # A local folder: plain files, so that an entry-script process need not import
+        # fsspec (a third of its start-up) to stage rows.
+        os.makedirs(staging_dir, exist_ok=True)
+        path = os.path.join(staging_dir, name)
+        with open(path, "w", encoding="utf-8") as staged:
+            _write(staged, lines)
+        return path
+    import fsspec
+
     fs, root = fsspec.core.url_to_fs(staging_dir)
     fs.makedirs(root, exist_ok=True)
-    path = f"{root.rstrip('/')}/{mini_batch_id}.attempt-{attempt}.{uuid.uuid4().hex}.rows"
+    path = f"{root.rstrip('/')}/{name}"
     with fs.open(path, "w", encoding="utf-8") as staged:
-        for line in lines:
-            staged.write(line)
-            staged.write("\n")
+        _write(staged, lines)
     return fs.unstrip_protocol(path)
+
+
+def _write(staged: TextIO, lines: Iterator[str]) -> None:
+    for line in lines:
+        staged.write(line)
+        staged.write("\n")

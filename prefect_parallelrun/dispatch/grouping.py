@@ -55,7 +55,7 @@ def group_size(
         return min(int(mini_batches_per_task), remaining)
     if mean_seconds is None:
         return 1
-    fits = math.floor(TARGET_SECONDS / max(mean_seconds, 1e-6))
+    fits = round(TARGET_SECONDS / max(mean_seconds, 1e-6))
     keeps_slots_busy = math.ceil(remaining / (TAIL_TASK_RUNS_PER_SLOT * max(slots, 1)))
     return max(1, min(fits, keeps_slots_busy, remaining))
 

@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 from functools import partial
 from typing import Any
 
@@ -86,8 +87,13 @@ class JobProcessesPlugin(WorkerPlugin):
         ]
         self._pool = ProcessPool(slots)
         if self.start_eagerly and not self._missing:
-            # A worker never runs more mini-batches at once than it has threads.
-            self._pool.start(min(count, threads))
+            # In the background: forking dozens of processes from a large worker takes a
+            # while, and the first mini-batches can be on their way meanwhile (each waits for
+            # its own slot's process). A worker never runs more at once than it has threads.
+            threading.Thread(
+                target=self._pool.start, args=(min(count, threads),), daemon=True,
+                name=f"start-{self.name}",
+            ).start()
         if self.owner is not None:
             self._owner_watch = PeriodicCallback(
                 partial(self._check_owner, worker), self.owner_check_seconds * 1000

@@ -6,11 +6,12 @@ import glob
 import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
-
-import fsspec
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputNotFoundError, InputReadError
+
+if TYPE_CHECKING:
+    import fsspec
 
 _GLOB_CHARACTERS = ("*", "?", "[")
 _REMOTE_VERSION_KEYS = ("mtime", "LastModified", "last_modified", "ETag", "etag", "created")
@@ -127,6 +128,8 @@ def _walk_local(folder: str, input_label: str, skip_prefixes: tuple[str, ...]) -
 def _list_remote(
     path: str, input_label: str, skip_prefixes: tuple[str, ...]
 ) -> Iterator[ListedFile]:
+    import fsspec  # here: entry-script processes import this module, and need no listing
+
     try:
         filesystem, root = fsspec.core.url_to_fs(path)
         if _has_glob(root):

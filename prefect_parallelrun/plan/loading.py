@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import fsspec
-
 from .errors import mini_batch_read_error
 from .listing import is_remote
 from .mini_batch import MiniBatch
@@ -63,6 +61,8 @@ def _fetch(mini_batch: MiniBatch, urls: list[str], folder: str) -> list[str]:
     paths = ["/" + url.split("://", 1)[-1].lstrip("/") for url in urls]
     shared = posixpath.commonpath([posixpath.dirname(path) for path in paths])
     destinations = [os.path.join(folder, posixpath.relpath(path, shared)) for path in paths]
+    import fsspec  # here: processes that read only local files never need it
+
     for url, destination in zip(urls, destinations, strict=True):
         os.makedirs(os.path.dirname(destination), exist_ok=True)
         try:
