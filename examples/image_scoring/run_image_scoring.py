@@ -5,25 +5,19 @@ One command (it writes the images and trains the model first when they are missi
 
     .venv/bin/python examples/image_scoring/run_image_scoring.py [--images 500] [--work-dir DIR]
 
-Runs on the embedded defaults: Prefect's ephemeral API (SQLite) and a Dask LocalCluster.
+Runs on the embedded defaults: Prefect's ephemeral API (SQLite) and a local Dask cluster.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from pathlib import Path
 
-# The first start of Prefect's ephemeral API creates its database, which can take a while on a
-# small machine; and this machine may be offline, so no usage telemetry.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from prepare_data import train_model, write_digit_images
 
-from prepare_data import train_model, write_digit_images  # noqa: E402
-
-from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep  # noqa: E402
+from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep
 
 HERE = Path(__file__).resolve().parent
 

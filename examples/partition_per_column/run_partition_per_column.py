@@ -6,24 +6,18 @@ One command (it writes the CSV files first when they are missing):
     .venv/bin/python examples/partition_per_column/run_partition_per_column.py \
         [--weeks 52] [--work-dir DIR]
 
-Runs on the embedded defaults: Prefect's ephemeral API (SQLite) and a Dask LocalCluster.
+Runs on the embedded defaults: Prefect's ephemeral API (SQLite) and a local Dask cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-# The first start of Prefect's ephemeral API creates its database, which can take a while on a
-# small machine; and this machine may be offline, so no usage telemetry.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from prepare_data import write_sales_files
 
-from prepare_data import write_sales_files  # noqa: E402
-
-from prefect_parallelrun import ParallelRunConfig, ParallelRunStep, TabularDataset  # noqa: E402
+from prefect_parallelrun import ParallelRunConfig, ParallelRunStep, TabularDataset
 
 HERE = Path(__file__).resolve().parent
 

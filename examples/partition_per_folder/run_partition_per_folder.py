@@ -6,24 +6,18 @@ One command (it writes the recordings first when they are missing):
     .venv/bin/python examples/partition_per_folder/run_partition_per_folder.py \
         [--tracks 10] [--work-dir DIR]
 
-Runs on the embedded defaults: Prefect's ephemeral API (SQLite) and a Dask LocalCluster.
+Runs on the embedded defaults: Prefect's ephemeral API (SQLite) and a local Dask cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-# The first start of Prefect's ephemeral API creates its database, which can take a while on a
-# small machine; and this machine may be offline, so no usage telemetry.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from prepare_data import write_recordings
 
-from prepare_data import write_recordings  # noqa: E402
-
-from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep  # noqa: E402
+from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep
 
 HERE = Path(__file__).resolve().parent
 

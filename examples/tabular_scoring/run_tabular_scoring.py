@@ -5,24 +5,18 @@ One command (it writes the CSV files and trains the model first when they are mi
 
     .venv/bin/python examples/tabular_scoring/run_tabular_scoring.py [--rows 1500] [--work-dir DIR]
 
-Runs on the embedded defaults: Prefect's ephemeral API (SQLite) and a Dask LocalCluster.
+Runs on the embedded defaults: Prefect's ephemeral API (SQLite) and a local Dask cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-# The first start of Prefect's ephemeral API creates its database, which can take a while on a
-# small machine; and this machine may be offline, so no usage telemetry.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from prepare_data import train_model, write_iris_files
 
-from prepare_data import train_model, write_iris_files  # noqa: E402
-
-from prefect_parallelrun import ParallelRunConfig, ParallelRunStep, TabularDataset  # noqa: E402
+from prefect_parallelrun import ParallelRunConfig, ParallelRunStep, TabularDataset
 
 HERE = Path(__file__).resolve().parent
 

@@ -22,6 +22,8 @@ EMBEDDED_SERVER_SETTINGS: dict[str, Any] = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": 1,
     # A temporary server has no one to report to; offline, each try logs an ERROR line.
     "PREFECT_SERVER_ANALYTICS_ENABLED": False,
+    # Its first start creates the database, which takes a while on a small, busy machine.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": 120,
 }
 
 
