@@ -33,10 +33,8 @@ class MiniBatchRunner:
 
 @dataclass(frozen=True)
 class MiniBatchesOutcome:
-    """The mini-batches a task run committed."""
+    """What one try of a task run committed."""
 
-    first: int
-    last: int
     committed: int
     succeeded_items: int
     failed_items: int

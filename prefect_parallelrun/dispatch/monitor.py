@@ -22,7 +22,7 @@ class Tally:
 
 
 class JobMonitor:
-    """Counts attempts as the mini-batch tasks' state hooks report them; aborts once a
+    """Counts attempts as the mini-batch tasks report their results; aborts once a
     threshold is crossed or the script cannot start. Safe to call from many task threads."""
 
     def __init__(

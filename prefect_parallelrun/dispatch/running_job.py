@@ -59,9 +59,10 @@ class RunningJob(MiniBatchRunner):
         self._mini_batches_per_task = mini_batches_per_task
         self._logger = logger
         self._run_times = RunTimes()
-        # The unfinished members of each task run still going, by first index: what a retry
-        # runs again. A task run's entry is dropped when it ends, so memory stays flat.
-        self._groups: dict[int, list[MiniBatch]] = {}
+        # The unfinished members of each task run still going, by its first index, in order:
+        # what a retry runs again. A member leaves as it is committed or fails for good, and
+        # a task run's entry when it ends, so memory stays flat and nothing runs twice.
+        self._groups: dict[int, dict[int, MiniBatch]] = {}
         self.last_errors: dict[int, AttemptResult] = {}
         self.task_runs = 0
         self.scheduled_mini_batches = 0
@@ -90,7 +91,7 @@ class RunningJob(MiniBatchRunner):
                         )
                         members = [queue.popleft() for _ in range(size)]
                         first, last = members[0].index, members[-1].index
-                        self._groups[first] = members
+                        self._groups[first] = {member.index: member for member in members}
                         self._progress.scheduled(len(members))
                         self.task_runs += 1
                         self.scheduled_mini_batches += len(members)
@@ -114,14 +115,11 @@ class RunningJob(MiniBatchRunner):
     def run(self, first: int, attempt: int) -> MiniBatchesOutcome:
         """One attempt of each unfinished member of a task run, in its task thread: run them
         on the cluster, commit each that succeeds, count each that fails."""
-        members = self._groups[first]
-        last = members[-1].index
+        unfinished = self._groups[first]
         failures: list[AttemptResult] = []
         committed: list[AttemptResult] = []
-        todo = list(members)
-        while todo:
-            if self._monitor.aborted:
-                break
+        todo = list(unfinished.values())
+        while todo and not self._monitor.aborted:
             results = self._attempt_on_cluster(todo, attempt)
             todo = todo[len(results):]
             for result in results:
@@ -129,25 +127,23 @@ class RunningJob(MiniBatchRunner):
                 if result.succeeded:  # even once the job is stopping: it is done, keep it
                     self._commit(result, attempt)
                     committed.append(result)
+                    del unfinished[result.mini_batch_index]
                 elif self._monitor.aborted:  # stopped by the abort or cancel, not a failure
                     self._discard(result)
                 else:
                     self._discard(result)
                     failures.append(result)
                     self._count_failed_attempt(result, attempt)
-        finished = {result.mini_batch_index for result in committed}
-        if attempt >= self._run_max_try:
-            finished.update(result.mini_batch_index for result in failures)
-        self._groups[first] = remaining = [m for m in members if m.index not in finished]
+                    if attempt >= self._run_max_try:
+                        del unfinished[result.mini_batch_index]
+        if not unfinished:
+            del self._groups[first]
         if failures:
-            if attempt >= self._run_max_try:
-                del self._groups[first]
             raise MiniBatchAttemptError(failures)
-        if remaining:  # the job stopped before these ran, or while they ran
+        if unfinished:  # the job stopped before these ran, or while they ran
             raise JobStoppedError(f"not run: the job stopped ({self._monitor.abort_reason})")
-        del self._groups[first]
         return MiniBatchesOutcome(
-            first=first, last=last, committed=len(committed),
+            committed=len(committed),
             succeeded_items=sum(result.succeeded_items for result in committed),
             failed_items=sum(result.failed_items for result in committed),
         )
