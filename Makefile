@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-quick clean
+.PHONY: demo test test-quick lint bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check prefect_parallelrun tests flows examples benchmarks
 	$(BIN)/pytest
+
+test-quick: $(BIN)/.installed
+	$(BIN)/ruff check prefect_parallelrun tests flows examples benchmarks
+	$(BIN)/pytest -m "not slow" -q
 
 bench: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"

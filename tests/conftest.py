@@ -18,6 +18,17 @@ from tests.jobs import DaskProcesses, JobBench, process_tree_pids
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+# Tests that start a Prefect server, whole jobs or Dask processes: `make test-quick` leaves them
+# out (`-m "not slow"`) for a fast loop while editing; `make test` runs everything.
+SLOW_FIXTURES = {"prefect_server", "bench", "dask_processes"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """A real temporary Prefect API server (SQLite), shared by every test that needs one."""

@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each starts Prefect's embedded server and a job
+
 PLAIN_SCRIPT = """\
 from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep
 
