@@ -612,6 +612,7 @@ def test_run_with_an_unsaved_compute_target_name_says_how_to_save_one(bench: Job
         "run", str(config), "--input", str(bench.inputs), "--output", str(bench.output),
         "--no-reuse", env=environment,
     )
-    assert completed.returncode != 0
+    assert completed.returncode == 2  # a config error, said before any flow run starts
     assert "'cpu-cluster'" in completed.stderr
     assert "DaskCompute" in completed.stderr and ".save(" in completed.stderr
+    assert "Traceback" not in completed.stderr and "Beginning flow run" not in completed.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prefect_parallelrun.config import ParallelRunConfig
+from prefect_parallelrun.config import DaskCompute, ParallelRunConfig
 from prefect_parallelrun.dispatch.arguments import check_arguments
 from prefect_parallelrun.dispatch.embedded_api import start_embedded_api
 from prefect_parallelrun.dispatch.flow import check_output, parallel_run
@@ -13,6 +13,7 @@ from prefect_parallelrun.dispatch.grouping import (
     MiniBatchesPerTask,
     check_mini_batches_per_task,
 )
+from prefect_parallelrun.execute.compute import compute_target_for
 from prefect_parallelrun.plan import FileDataset, TabularDataset
 from prefect_parallelrun.report import ParallelRunResult
 
@@ -83,8 +84,18 @@ class ParallelRunStep:
         check_output(parallel_run_config, self.output)
 
     def run(self, resume: bool = True) -> ParallelRunResult:
-        """Run the step (a subflow when called inside a flow) and return its result."""
+        """Run the step (a subflow when called inside a flow) and return its result.
+
+        Raises `ComputeTargetError` (a `ValueError`) before anything runs when the config's
+        `compute_target` names no usable cluster (no saved block of that name, a cluster
+        class that cannot be imported).
+        """
         start_embedded_api()
+        config = self.parallel_run_config
+        compute_target_for(
+            config.compute_target, config.node_count, config.process_count_per_node,
+            load_block=DaskCompute.load,
+        )
         state = parallel_run(
             config=self.parallel_run_config,
             inputs=self.inputs,
