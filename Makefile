@@ -2,13 +2,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-quick lint bench bench-quick clean
+.PHONY: demo test test-quick lint bench bench-quick clean system-deps
 
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
+
+# The Debian packages behind the tests' real servers (listed in .ci/apt-packages.txt); needs root.
+system-deps:
+	packages="$$(grep -v '^#' .ci/apt-packages.txt | cut -d'#' -f1 | xargs)"; \
+	if [ -n "$$packages" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages; \
+	fi
 
 demo: $(BIN)/.installed
 	$(BIN)/python examples/image_scoring/run_image_scoring.py
