@@ -13,9 +13,13 @@ from prefect_parallelrun.dispatch.grouping import (
     MiniBatchesPerTask,
     check_mini_batches_per_task,
 )
+from prefect_parallelrun.dispatch.shared_cluster import (
+    calling_flow_scheduler_address,
+    is_task_runner_target,
+)
 from prefect_parallelrun.execute.compute import compute_target_for
 from prefect_parallelrun.plan import FileDataset, TabularDataset
-from prefect_parallelrun.report import ParallelRunResult
+from prefect_parallelrun.report import ParallelRunResult, ProgressListener, listening
 
 Dataset = FileDataset | TabularDataset
 
@@ -83,30 +87,46 @@ class ParallelRunStep:
         self.mini_batches_per_task = check_mini_batches_per_task(mini_batches_per_task)
         check_output(parallel_run_config, self.output)
 
-    def run(self, resume: bool = True) -> ParallelRunResult:
+    def run(
+        self, resume: bool = True, progress_listener: ProgressListener | None = None
+    ) -> ParallelRunResult:
         """Run the step (a subflow when called inside a flow) and return its result.
 
-        Raises `ComputeTargetError` (a `ValueError`) before anything runs when the config's
-        `compute_target` names no usable cluster (no saved block of that name, a cluster
-        class that cannot be imported).
+        Args:
+            resume: Resume the output folder's earlier run of the same job; False starts over.
+            progress_listener: Called in this process with a `ProgressSnapshot` when the
+                mini-batches start, as each one finishes, and once more (`finished=True`)
+                when dispatch ends; it must return quickly. Not called for a reused result.
+                The command line's progress bar is one.
+
+        Raises:
+            ComputeTargetError: (a `ValueError`) before anything runs, when the config's
+                `compute_target` names no usable cluster (no saved block of that name, a
+                cluster class that cannot be imported).
         """
         start_embedded_api()
         config = self.parallel_run_config
+        if is_task_runner_target(config.compute_target):
+            # The calling flow's DaskTaskRunner cluster, shared with its other tasks.
+            config = config.model_copy(
+                update={"compute_target": calling_flow_scheduler_address()}
+            )
         compute_target_for(
             config.compute_target, config.node_count, config.process_count_per_node,
             load_block=DaskCompute.load,
         )
-        state = parallel_run(
-            config=self.parallel_run_config,
-            inputs=self.inputs,
-            output=self.output,
-            arguments=self.arguments,
-            name=self.name,
-            resume=resume,
-            allow_reuse=self.allow_reuse,
-            mini_batches_per_task=self.mini_batches_per_task,
-            return_state=True,
-        )
+        with listening(progress_listener):
+            state = parallel_run(
+                config=config,
+                inputs=self.inputs,
+                output=self.output,
+                arguments=self.arguments,
+                name=self.name,
+                resume=resume,
+                allow_reuse=self.allow_reuse,
+                mini_batches_per_task=self.mini_batches_per_task,
+                return_state=True,
+            )
         return result_of(state)
 
 

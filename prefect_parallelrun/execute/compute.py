@@ -7,6 +7,8 @@ started); the subclasses differ only in how the cluster is found or made:
 - `"local"`: a scheduler and `node_count` worker processes on this machine, started as
   commands (never through multiprocessing's spawn), closed after.
 - `"tcp://host:port"` (any scheduler URL): a running scheduler, left running.
+- `"task_runner"`: the cluster of the calling flow's `DaskTaskRunner`; `ParallelRunStep.run()`
+  turns it into that cluster's scheduler address (dispatch/shared_cluster.py).
 - a `DaskCompute` block, or the name of a saved one: its `address`, or its `cluster_class`
   started with `cluster_kwargs`, then adapted (`adapt_kwargs`) or scaled to `node_count`; a
   block with neither is "local", or a `distributed.LocalCluster` when it has `cluster_kwargs`
@@ -27,6 +29,7 @@ from prefect_parallelrun.execute.hardware import default_process_count
 from prefect_parallelrun.execute.local_cluster import local_cluster
 
 LOCAL = "local"
+TASK_RUNNER = "task_runner"
 LOCAL_CLUSTER_CLASS = "distributed.LocalCluster"
 
 
@@ -176,6 +179,13 @@ def compute_target_for(
     if isinstance(compute_target, str):
         if compute_target.strip().lower() == LOCAL:
             return LocalCompute(node_count, process_count_per_node, dask_log_level)
+        if compute_target.strip().lower() == TASK_RUNNER:
+            raise ComputeTargetError(
+                f'compute_target "{TASK_RUNNER}" (the Dask cluster of the flow that calls the '
+                "step) is resolved by ParallelRunStep.run() inside a flow on "
+                "prefect_dask.DaskTaskRunner; here there is no such flow. Call the step from "
+                "that flow, or give 'local', a scheduler address or a DaskCompute block."
+            )
         if "://" in compute_target:
             return SchedulerCompute(compute_target, node_count, process_count_per_node)
         compute_target = _load_block(compute_target, load_block)
