@@ -1,8 +1,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Quiet Material for MkDocs' end-of-life banner, printed on every build.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: demo test test-quick lint bench bench-quick clean system-deps
+.PHONY: demo test test-quick lint bench bench-quick clean system-deps docs docs-serve
 
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -22,11 +24,19 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check prefect_parallelrun tests flows examples benchmarks
+	$(MKDOCS) build --strict --quiet
 	$(BIN)/pytest
 
 test-quick: $(BIN)/.installed
 	$(BIN)/ruff check prefect_parallelrun tests flows examples benchmarks
 	$(BIN)/pytest -m "not slow" -q
+
+# The documentation site (mkdocs.yml, docs/) built into site/; --strict fails on a broken link.
+docs: $(BIN)/.installed
+	$(MKDOCS) build --strict
+
+docs-serve: $(BIN)/.installed
+	$(MKDOCS) serve
 
 bench: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"
@@ -37,4 +47,4 @@ bench-quick: $(BIN)/.installed
 	$(BIN)/python -m benchmarks --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 from prefect.blocks.core import Block
@@ -18,6 +18,7 @@ from prefect_parallelrun.config.azure_environment import (
     translate_environment,
 )
 from prefect_parallelrun.config.dask_compute import DaskCompute
+from prefect_parallelrun.config.documentation import docs_page
 from prefect_parallelrun.config.sizes import ACCEPTED_FORMS, parse_mini_batch_size
 
 # The seed API's constructor order, so that positional calls written for Azure ML keep working.
@@ -47,8 +48,12 @@ YAML_ROOT_KEY = "parallel_run_config"
 AZURE_ONLY_KEYS = (
     "compute_target_name", "environment_name", "environment_dir_path", "input_format",
 )
-OUTPUT_ACTIONS = ("append_row", "summary_only")
-LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Literal types: the block form in the UI shows them as choices, and the values stay plain
+# strings, so callers that compare or pass strings ("append_row", "info") work unchanged.
+OutputAction = Literal["append_row", "summary_only"]
+LoggingLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+OUTPUT_ACTIONS: tuple[str, ...] = get_args(OutputAction)
+LOGGING_LEVELS: tuple[str, ...] = get_args(LoggingLevel)
 DEFAULT_APPEND_ROW_FILE_NAME = "parallel_run_step.txt"
 # What each key takes, for the messages of a YAML file's type errors.
 _FIELD_FORMS = {
@@ -109,8 +114,8 @@ class ParallelRunConfig(Block):
 
     _block_type_name = "Parallel Run Config"
     _block_type_slug = "parallel-run-config"
-    _logo_url = "https://docs.dask.org/en/stable/_images/dask_icon.svg"
-    _documentation_url = "https://github.com/prefect-parallelrun/prefect-parallelrun#readme"
+    _logo_url = None  # see config/documentation.py
+    _documentation_url = docs_page("reference/config")
 
     environment: str | list[str] | None = Field(
         default=None,
@@ -125,13 +130,16 @@ class ParallelRunConfig(Block):
     error_threshold: int = Field(
         description="Failed items tolerated before the job aborts; -1 ignores all item failures.",
     )
-    output_action: str = Field(
-        description="append_row collects every result row in one file; summary_only counts.",
+    output_action: OutputAction = Field(
+        description=(
+            "append_row collects every result row in one file; summary_only only counts them."
+        ),
     )
     compute_target: str | DaskCompute = Field(
         description=(
             'Where the job runs: "local", a scheduler address such as tcp://host:8786, '
-            "a DaskCompute block, or the name of a saved one."
+            "a DaskCompute block, the name of a saved one, or \"task_runner\" (the cluster of "
+            "the calling flow's DaskTaskRunner)."
         ),
     )
     node_count: int = Field(description="Number of Dask worker nodes used by the job.")
@@ -156,9 +164,9 @@ class ParallelRunConfig(Block):
     description: str | None = Field(
         default=None, description="A free-text description of the job."
     )
-    logging_level: str = Field(
+    logging_level: LoggingLevel = Field(
         default="INFO",
-        description="Log level of the runtime and of EntryScript().logger: DEBUG, INFO, WARNING.",
+        description="Log level of the job's run log and of EntryScript().logger.",
     )
     run_invocation_timeout: int = Field(
         default=60,
@@ -365,10 +373,18 @@ class ParallelRunConfig(Block):
         """Parse YAML text holding a `parallel_run_config:` mapping (safe YAML only)."""
         try:
             document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
+        except yaml.constructor.ConstructorError as error:
             raise ValueError(
-                f"{source} is not valid safe YAML (Python tags such as !!python/object are "
-                f"refused): {error}"
+                f"{source} is not safe YAML: Python tags such as !!python/object are refused "
+                f"({error.problem}{_yaml_place(error)})."
+            ) from error
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error)
+            context = getattr(error, "context", None)
+            started = f" ({context}{_yaml_place(error, 'context_mark')})" if context else ""
+            raise ValueError(
+                f"{source} is not valid YAML: {problem}{_yaml_place(error)}{started}. Check the "
+                f"quotes, brackets and indentation there."
             ) from error
         if not isinstance(document, dict) or not isinstance(document.get(YAML_ROOT_KEY), dict):
             raise ValueError(f"{source} must hold a top-level '{YAML_ROOT_KEY}:' mapping.")
@@ -464,3 +480,8 @@ def _reason(key: str, parent: str, detail: Any, values: dict[str, Any]) -> str:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _yaml_place(error: yaml.YAMLError, which: str = "problem_mark") -> str:
+    mark = getattr(error, which, None)
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
