@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .errors import OutputFolderInUseError, ResumeRefusedError
+    from .errors import OutputFolderInUseError, OutputFolderNotWritableError, ResumeRefusedError
     from .output_folder import CODE, CommitRecord, OutputFolder
     from .rows import format_rows, stage_rows
 
@@ -20,6 +20,7 @@ _MODULE_OF = {
     "CommitRecord": "output_folder",
     "OutputFolder": "output_folder",
     "OutputFolderInUseError": "errors",
+    "OutputFolderNotWritableError": "errors",
     "ResumeRefusedError": "errors",
     "format_rows": "rows",
     "stage_rows": "rows",
@@ -30,6 +31,7 @@ __all__ = [
     "CommitRecord",
     "OutputFolder",
     "OutputFolderInUseError",
+    "OutputFolderNotWritableError",
     "ResumeRefusedError",
     "format_rows",
     "stage_rows",

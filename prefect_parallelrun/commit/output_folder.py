@@ -22,7 +22,8 @@ import hashlib
 import json
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,11 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from prefect_parallelrun.commit.errors import ResumeRefusedError
+from prefect_parallelrun.commit.errors import (
+    OutputFolderInUseError,
+    OutputFolderNotWritableError,
+    ResumeRefusedError,
+)
 from prefect_parallelrun.commit.writer_lock import WriterLock
 
 STATE_FOLDER = ".parallel_run"
@@ -114,8 +119,19 @@ class OutputFolder:
 
         Raises:
             OutputFolderInUseError: another live run holds the folder; the message names it.
+            OutputFolderNotWritableError: the folder cannot be created or written.
         """
-        self._lock.acquire(run_id)
+        try:
+            self._lock.acquire(run_id)
+        except OutputFolderInUseError:
+            raise
+        except OSError as error:
+            raise OutputFolderNotWritableError(
+                f"The output folder {self.url} cannot be created or written "
+                f"({type(error).__name__}: {error}). Choose a folder this process can write "
+                f"to: check that no part of the path is a file, and that the filesystem is "
+                f"writable and has free space."
+            ) from error
 
     def prepare(self, fingerprint: dict[str, Any], resume: bool) -> dict[str, CommitRecord]:
         """Claim the folder for this job and return the mini-batches already committed.
@@ -178,13 +194,14 @@ class OutputFolder:
             return
         committed = self.committed()
         temporary = f"{self._root}/.{self._append_row_file_name}.{uuid.uuid4().hex}.tmp"
-        with self._fs.open(temporary, "wb") as final:
-            for mini_batch_id in mini_batch_ids:
-                part = f"{self._state}/parts/{mini_batch_id}.rows"
-                if mini_batch_id in committed and self._fs.exists(part):
-                    with self._fs.open(part, "rb") as rows:
-                        final.write(rows.read())
-        self._fs.mv(temporary, f"{self._root}/{self._append_row_file_name}")
+        with self._removed_on_error(temporary):
+            with self._fs.open(temporary, "wb") as final:
+                for mini_batch_id in mini_batch_ids:
+                    part = f"{self._state}/parts/{mini_batch_id}.rows"
+                    if mini_batch_id in committed and self._fs.exists(part):
+                        with self._fs.open(part, "rb") as rows:
+                            final.write(rows.read())
+            self._fs.mv(temporary, f"{self._root}/{self._append_row_file_name}")
 
     def save_result(self, result: dict[str, Any]) -> None:
         self._write_atomically(f"{self._state}/result.json", json.dumps(result, indent=2))
@@ -275,9 +292,22 @@ class OutputFolder:
 
     def _write_atomically(self, path: str, text: str) -> None:
         temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-        with self._fs.open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
-        self._fs.mv(temporary, path)
+        with self._removed_on_error(temporary):
+            with self._fs.open(temporary, "w", encoding="utf-8") as file:
+                file.write(text)
+            self._fs.mv(temporary, path)
+
+    @contextmanager
+    def _removed_on_error(self, temporary: str) -> Iterator[None]:
+        """Remove a half-written temporary file when writing it fails (a full disk), so that
+        the folder keeps only whole files; the error goes on."""
+        try:
+            yield
+        except BaseException:
+            with suppress(OSError):
+                if self._fs.exists(temporary):
+                    self._fs.rm(temporary)
+            raise
 
     def _read_json(self, path: str) -> Any:
         if not self._fs.exists(path):

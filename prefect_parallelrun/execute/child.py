@@ -177,11 +177,9 @@ class LoadedScript:
             try:
                 result = self._call_run(data, mini_batch)
             except (Exception, SystemExit) as exc:
-                error = (
-                    f"run() raised {type(exc).__name__}: {exc}. Fix the script where the "
-                    "traceback points; an error that comes and goes is retried (run_max_try)."
+                return RunReply(
+                    items, 0, error=_run_error(exc), traceback=_script_traceback(exc)
                 )
-                return RunReply(items, 0, error=error, traceback=_script_traceback(exc))
             return self._judge(result, items, mini_batch, request.attempt)
 
     def _call_run(self, data: Any, mini_batch: Any) -> Any:
@@ -309,6 +307,19 @@ def _wrong_result_message(result: Any, items: int) -> str:
     return (
         f"run() returned {returned}; it must return a list, tuple or pandas DataFrame with one "
         f"result per item (this mini-batch has {items} item{'' if items == 1 else 's'}).{hint}"
+    )
+
+
+def _run_error(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return (
+            "run() ran out of memory (MemoryError). Make mini_batch_size smaller, run fewer "
+            "processes per node (process_count_per_node), or give the workers more memory; "
+            "the attempt is retried (run_max_try)."
+        )
+    return (
+        f"run() raised {type(exc).__name__}: {exc}. Fix the script where the traceback "
+        "points; an error that comes and goes is retried (run_max_try)."
     )
 
 
