@@ -19,11 +19,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use:User
 
 
 def descendants() -> set[int]:
-    return {
-        process.pid
-        for process in psutil.Process().children(recursive=True)
-        if "multiprocessing.resource_tracker" not in " ".join(process.cmdline())
-    }
+    """Running child processes of this test process, but multiprocessing's resource tracker."""
+    found = set()
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if "multiprocessing.resource_tracker" not in " ".join(process.cmdline()):
+                found.add(process.pid)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue  # ended (a zombie not yet reaped by its parent is not running)
+    return found
 
 
 def assert_nothing_left_since(before: set[int]) -> None:

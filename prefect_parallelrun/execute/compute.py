@@ -85,11 +85,30 @@ class ClusterCompute(ComputeTarget):
         adapt_kwargs: dict[str, Any] | None,
         node_count: int,
         process_count_per_node: int | None,
+        dask_log_level: int = logging.WARNING,
     ):
         super().__init__(node_count, process_count_per_node)
         self.cluster_class = _import_cluster_class(cluster_class)
         self.cluster_kwargs = dict(cluster_kwargs)
         self.adapt_kwargs = adapt_kwargs
+        self.dask_log_level = dask_log_level
+
+    @contextmanager
+    def open(self) -> Iterator[Client]:
+        # dask-jobqueue's scheduler runs in this process: its INFO lines (each worker joining
+        # and leaving) would bury the job's own log.
+        dask_logger = logging.getLogger("distributed")
+        previous = dask_logger.level
+        dask_logger.setLevel(self.dask_log_level)
+        try:
+            with super().open() as client:
+                if self.adapt_kwargs is None:
+                    # A batch system starts the workers' jobs when it can (scale() only submits
+                    # them); the job's slots and its spread over nodes need them all connected.
+                    client.wait_for_workers(self.node_count)
+                yield client
+        finally:
+            dask_logger.setLevel(previous)
 
     def _start_cluster(self) -> Any:
         cluster = self.cluster_class(**self.cluster_kwargs)
@@ -144,7 +163,7 @@ class LocalClusterCompute(ClusterCompute):
         }
         super().__init__(
             LOCAL_CLUSTER_CLASS, defaults | cluster_kwargs, adapt_kwargs, node_count,
-            process_count_per_node,
+            process_count_per_node, dask_log_level,
         )
 
 
@@ -228,7 +247,8 @@ def _from_block(
         return SchedulerCompute(address, node_count, process_count_per_node)
     if cluster_class:
         return ClusterCompute(
-            cluster_class, cluster_kwargs, adapt_kwargs, node_count, process_count_per_node
+            cluster_class, cluster_kwargs, adapt_kwargs, node_count, process_count_per_node,
+            dask_log_level,
         )
     if cluster_kwargs or adapt_kwargs is not None:
         return LocalClusterCompute(
