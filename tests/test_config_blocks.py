@@ -31,9 +31,11 @@ def make_config(**overrides) -> ParallelRunConfig:
 
 class _OfflineLogo:
     @pytest.fixture(autouse=True)
-    def _no_network_for_the_logo(self, request):
+    def _no_logo_on_purpose(self, request, block):
         if request.node.name == "test_has_a_valid_image":
-            pytest.skip("the logo check downloads the image; this machine is offline")
+            # The UI would show a remote logo as a broken image wherever the browser is offline.
+            assert block._logo_url is None
+            pytest.skip("the blocks have no logo on purpose (config/documentation.py says why)")
 
 
 class TestParallelRunConfigBlock(_OfflineLogo, BlockStandardTestSuite):
@@ -103,3 +105,55 @@ def test_prefect_block_register_finds_both_blocks():
     with get_client(sync_client=True) as client:
         for slug in ("parallel-run-config", "parallel-run-dask-compute"):
             assert client.read_block_type_by_slug(slug).slug == slug
+
+
+def registered_schema(client, block: type[Block]) -> dict:
+    """The block's schema as the server holds it (the UI's block form is drawn from it)."""
+    return client.read_block_schema_by_checksum(block._calculate_schema_checksum()).fields
+
+
+def test_registered_blocks_describe_every_field_and_offer_choices():
+    from prefect.settings import PREFECT_API_URL
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "prefect", "block", "register", "-m", "prefect_parallelrun"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    with get_client(sync_client=True) as client:
+        schemas = {block: registered_schema(client, block) for block in (ParallelRunConfig,
+                                                                          DaskCompute)}
+        block_types = {
+            block: client.read_block_type_by_slug(block.get_block_type_slug())
+            for block in schemas
+        }
+    for block, schema in schemas.items():
+        assert set(schema["properties"]) == set(block.model_fields), block
+        for name, field in schema["properties"].items():
+            assert field.get("description", "").endswith("."), f"{block.__name__}.{name}"
+        # The UI's "documentation" link goes into the docs site; no logo, so none is broken.
+        block_type = block_types[block]
+        assert str(block_type.documentation_url).startswith(
+            "https://prefect-parallelrun.github.io/prefect-parallelrun/reference/"
+        )
+        assert block_type.logo_url is None
+    config_fields = schemas[ParallelRunConfig]["properties"]
+    assert config_fields["output_action"]["enum"] == ["append_row", "summary_only"]
+    assert config_fields["logging_level"]["enum"] == [
+        "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"
+    ]
+    # Defaults appear in the form.
+    assert config_fields["logging_level"]["default"] == "INFO"
+    assert config_fields["run_invocation_timeout"]["default"] == 60
+    assert config_fields["run_max_try"]["default"] == 3
+
+
+def test_the_choice_fields_still_take_strings_in_any_case():
+    config = make_config(output_action="Summary_Only", logging_level="warning")
+    assert config.output_action == "summary_only"
+    assert config.logging_level == "WARNING"
+    with pytest.raises(ValueError, match="output_action must be one of"):
+        make_config(output_action="append")
+    with pytest.raises(ValueError, match="logging_level must be one of"):
+        make_config(logging_level="LOUD")

@@ -7,6 +7,8 @@ from typing import Any
 from prefect.blocks.core import Block
 from pydantic import Field, model_validator
 
+from prefect_parallelrun.config.documentation import docs_page
+
 
 class DaskCompute(Block):
     """The Dask cluster a parallel run uses: an existing scheduler, or a cluster class to start.
@@ -26,8 +28,8 @@ class DaskCompute(Block):
 
     _block_type_name = "Dask Compute"
     _block_type_slug = "parallel-run-dask-compute"
-    _logo_url = "https://docs.dask.org/en/stable/_images/dask_icon.svg"
-    _documentation_url = "https://github.com/prefect-parallelrun/prefect-parallelrun#readme"
+    _logo_url = None  # see config/documentation.py
+    _documentation_url = docs_page("reference/compute")
 
     address: str | None = Field(
         default=None,
