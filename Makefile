@@ -38,13 +38,15 @@ docs: $(BIN)/.installed
 docs-serve: $(BIN)/.installed
 	$(MKDOCS) serve
 
+# Every benchmark; the ones against the alternatives write their tables and plots into
+# docs/benchmarks.md and docs/img/. Run on an idle machine.
 bench: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --write-docs
 
 bench-quick: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"
-	$(BIN)/python -m benchmarks --quick
+	$(BIN)/python -m benchmarks --quick --write-docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache site

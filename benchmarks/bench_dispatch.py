@@ -316,6 +316,18 @@ def measure(workload: Workload, count: int, folder: Path, per_task: str,
     return row
 
 
+def start_shared_api() -> None:
+    """The references' task runs need an API server, and DaskTaskRunner's workers must reach
+    it: one for the whole run, started before any cluster (the jobs use it too)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from prefect_parallelrun.dispatch.embedded_api import start_embedded_api
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    start_embedded_api()
+    os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
+
+
 def print_tables(rows: list[dict], per_task: str) -> None:
     print(f"\nmini_batches_per_task={per_task}\n")
     print("| row | work | client.map | parallel_run | ratio | target | task runs | "
@@ -375,15 +387,7 @@ def main() -> None:
         print(json.dumps(row))
         return
     if options.references:
-        # The references' task runs need an API server, and DaskTaskRunner's workers must
-        # reach it: one for the whole run, started before any cluster (the jobs use it too).
-        from prefect.server.api.server import SubprocessASGIServer
-
-        from prefect_parallelrun.dispatch.embedded_api import start_embedded_api
-
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-        start_embedded_api()
-        os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
+        start_shared_api()
     with tempfile.TemporaryDirectory() as folder:
         if options.profile:
             row = measure(PROFILED, options.profile, Path(folder), "1", profile=True)
