@@ -17,6 +17,7 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 DEFAULT_POLL_SECONDS = 2.0
 MAX_PARENTS = 16
@@ -56,7 +57,10 @@ class CancelWatch:
 
     def _watch(self) -> None:
         warned = False
-        with get_client(sync_client=True) as client:
+        # No retries inside the client: while the API server is away, the next poll is the
+        # retry, and closing the watch never waits for a request's back-off.
+        no_retries = temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0})
+        with no_retries, get_client(sync_client=True) as client:
             run_ids: list[UUID] | None = None
             while not self._closed.wait(self._poll_seconds):
                 try:
@@ -72,6 +76,9 @@ class CancelWatch:
                         )
                         warned = True
                     continue
+                if warned:
+                    self._logger.info("The Prefect API server answers again.")
+                    warned = False
                 if reason is not None:
                     self._on_cancel(reason)
                     return

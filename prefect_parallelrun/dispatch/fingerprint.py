@@ -51,6 +51,15 @@ def job_fingerprint(
     }
 
 
+def check_entry_script(config: ParallelRunConfig) -> None:
+    """Raise before a job starts when its entry script cannot be read.
+
+    Raises:
+        FileNotFoundError: naming the path and the config fields that make it.
+    """
+    _entry_script_sha256(entry_script_path(config))
+
+
 def entry_script_path(config: ParallelRunConfig) -> Path:
     return Path(config.source_directory or ".") / config.entry_script
 

@@ -37,6 +37,7 @@ class JobMonitor:
         self.tally = Tally()
         self.abort_reason: str | None = None
         self.fatal_error: str | None = None
+        self.output_error: str | None = None
         self.cancelled = False
 
     @property
@@ -87,6 +88,14 @@ class JobMonitor:
             if self.fatal_error is None:
                 self.fatal_error = error
         self.abort(f"the entry script cannot start: {error}")
+
+    def output_failed(self, error: str) -> None:
+        """The output folder (or the logs in it) cannot be written: a full disk, a folder made
+        read-only. Every later commit would fail the same way, so end the job now."""
+        with self._lock:
+            if self.abort_reason is None and self.output_error is None:
+                self.output_error = error
+        self.abort(f"the output folder cannot be written: {error}")
 
     def cancel(self, reason: str) -> None:
         """The flow run was cancelled (UI, CLI, a signal): stop the job, as for an abort."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prefect_parallelrun.commit import OutputFolder
@@ -33,14 +34,27 @@ def summarize(
     """Assemble the output file, write failed_items.txt and job_result.txt, publish artifacts."""
     tally = outcome.monitor.tally
     failed = [plan.mini_batches[index] for index in sorted(tally.failed_indexes)]
-    logs.write_failed_items(
+    unwritten: list[str] = []
+    _write(unwritten, "failed_items.txt", lambda: logs.write_failed_items(
         line for mini_batch in failed for line in mini_batch.failed_items_lines()
-    )
+    ))
     if folder is not None:
-        folder.assemble(mini_batch.id for mini_batch in plan.mini_batches)
+        _write(unwritten, "the append_row file", lambda: folder.assemble(
+            mini_batch.id for mini_batch in plan.mini_batches
+        ))
     processed_items = tally.succeeded_items + tally.failed_items
     not_run = len(plan.mini_batches) - tally.succeeded_mini_batches - tally.failed_mini_batches
     status, message = _status_and_message(outcome, plan, folder, not_run)
+    if unwritten and outcome.monitor.output_error is not None:
+        message = f"{message} Could not write {'; '.join(unwritten)} either."
+    elif unwritten:
+        if status == "Completed":
+            status, outcome.state_name = "Failed", "OutputNotWritable"
+        message = (
+            f"{message} But could not write {'; '.join(unwritten)}. The committed "
+            f"mini-batches are kept: free space (or make the folder writable) and run the "
+            f"step again to write them."
+        )
     result = ParallelRunResult(
         status=status,
         message=message,
@@ -55,7 +69,7 @@ def summarize(
         else str(logs.logs_dir),
         seconds=round(seconds, 3),
     )
-    logs.write_result(result)
+    _write([], "job_result.txt", lambda: logs.write_result(result))
     publish_failed_mini_batches(
         [
             {
@@ -82,6 +96,13 @@ def _status_and_message(
         outcome.state_name = "EntryScriptCannotStart"
         return "Failed", (
             f"The job was aborted: the entry script cannot start. {monitor.fatal_error}"
+        )
+    if monitor.output_error is not None:
+        outcome.state_name = "OutputNotWritable"
+        return "Failed", (
+            f"The job was aborted: {monitor.abort_reason} {tally.succeeded_mini_batches} "
+            f"mini-batches succeeded, {tally.failed_mini_batches} failed and {not_run} were not "
+            f"run."
         )
     if monitor.cancelled:
         outcome.state_name = "Cancelled"
@@ -110,6 +131,15 @@ def _status_and_message(
         f"{tally.succeeded_mini_batches} of {len(plan.mini_batches)} mini-batches "
         f"succeeded ({tally.succeeded_items} items succeeded, {tally.failed_items} failed)."
     )
+
+
+def _write(unwritten: list[str], what: str, write: Callable[[], None]) -> None:
+    """Write one file of the job's end; on a full disk or a read-only folder, note what could
+    not be written instead of losing the job's result (the commits are already safe)."""
+    try:
+        write()
+    except OSError as error:
+        unwritten.append(f"{what} ({type(error).__name__}: {error})")
 
 
 def _unfinished_items(plan: JobPlan, monitor: JobMonitor) -> int:

@@ -7,7 +7,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from distributed import Client
@@ -78,7 +79,10 @@ class RunningJob(MiniBatchRunner):
         queue = deque(pending)
         RUNNING_JOBS[self.job_id] = self
         try:
-            with ThreadPoolTaskRunner(max_workers=in_flight) as runner:
+            with (
+                _attempt_tracebacks_hidden(),
+                ThreadPoolTaskRunner(max_workers=in_flight) as runner,
+            ):
                 try:
                     while queue:
                         window.acquire()
@@ -123,19 +127,12 @@ class RunningJob(MiniBatchRunner):
             results = self._attempt_on_cluster(todo, attempt)
             todo = todo[len(results):]
             for result in results:
-                self._record(result)
-                if result.succeeded:  # even once the job is stopping: it is done, keep it
-                    self._commit(result, attempt)
-                    committed.append(result)
-                    del unfinished[result.mini_batch_index]
-                elif self._monitor.aborted:  # stopped by the abort or cancel, not a failure
-                    self._discard(result)
-                else:
-                    self._discard(result)
-                    failures.append(result)
-                    self._count_failed_attempt(result, attempt)
-                    if attempt >= self._run_max_try:
-                        del unfinished[result.mini_batch_index]
+                try:
+                    self._settle(result, attempt, unfinished, failures, committed)
+                except OSError as error:
+                    # A full disk, a folder made read-only: running the script again would not
+                    # help, and every later commit would fail too, so the job stops.
+                    self._output_failed(unfinished[result.mini_batch_index], result, error)
         if not unfinished:
             del self._groups[first]
         if failures:
@@ -147,6 +144,25 @@ class RunningJob(MiniBatchRunner):
             succeeded_items=sum(result.succeeded_items for result in committed),
             failed_items=sum(result.failed_items for result in committed),
         )
+
+    def _settle(
+        self, result: AttemptResult, attempt: int, unfinished: dict[int, MiniBatch],
+        failures: list[AttemptResult], committed: list[AttemptResult],
+    ) -> None:
+        """Record one member's attempt, then commit it or count its failure."""
+        self._record(result)
+        if result.succeeded:  # even once the job is stopping: it is done, keep it
+            self._commit(result, attempt)
+            committed.append(result)
+            del unfinished[result.mini_batch_index]
+        elif self._monitor.aborted:  # stopped by the abort or cancel, not a failure
+            self._discard(result)
+        else:
+            self._discard(result)
+            failures.append(result)
+            self._count_failed_attempt(result, attempt)
+            if attempt >= self._run_max_try:
+                del unfinished[result.mini_batch_index]
 
     def _attempt_on_cluster(self, todo: list[MiniBatch], attempt: int) -> list[AttemptResult]:
         """The results of the members run, in order: all of `todo`, or up to the first that
@@ -193,6 +209,23 @@ class RunningJob(MiniBatchRunner):
             result.mini_batch_index, result.succeeded_items, result.failed_items
         )
         self._progress.finished(succeeded=True)
+
+    def _output_failed(
+        self, mini_batch: MiniBatch, result: AttemptResult, error: OSError
+    ) -> None:
+        """Stop the job: the mini-batch's outcome could not be written. It stays unfinished
+        (not committed, not counted), so a resumed run runs it again."""
+        try:
+            self._discard(result)
+        except OSError:
+            pass  # what stays in the staging folder is never committed
+        where = self._output.url if self._output is not None else str(self._logs.logs_dir)
+        self._monitor.output_failed(
+            f"the outcome of mini-batch {mini_batch.index} ({mini_batch.describe()}) could "
+            f"not be written to {where}: {type(error).__name__}: {error}. Mini-batches "
+            f"committed before are kept. Free space there (or make it writable again) and run "
+            f"the step again to resume."
+        )
 
     def _count_failed_attempt(self, result: AttemptResult, attempt: int) -> None:
         """A failed attempt counts at once: the job may have to abort before anything else
@@ -242,6 +275,30 @@ class RunningJob(MiniBatchRunner):
         for result in getattr(error, "attempt_results", []):
             self._fail_mini_batch(result)
         return False
+
+
+class _HideAttemptTracebacks(logging.Filter):
+    """Prefect logs a task run's last failure with its traceback. For a failed attempt that
+    traceback is this package's own frames: the script's is in job_error.txt, and the error
+    message already says what failed, where, and what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], MiniBatchAttemptError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+@contextmanager
+def _attempt_tracebacks_hidden() -> Iterator[None]:
+    """While the job dispatches: task runs' failed attempts log one line, no traceback."""
+    task_run_logger = logging.getLogger("prefect.task_runs")
+    hide = _HideAttemptTracebacks()
+    task_run_logger.addFilter(hide)
+    try:
+        yield
+    finally:
+        task_run_logger.removeFilter(hide)
 
 
 def _interruption(error: BaseException) -> str:

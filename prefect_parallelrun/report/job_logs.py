@@ -6,6 +6,7 @@ import csv
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +75,9 @@ class JobLogs:
     def record_progress(self, line: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         path = self.logs_dir / "job_progress_overview.txt"
-        with self._lock, path.open("a", encoding="utf-8") as file:
+        # Progress lines are a convenience: a full disk must not stop the job here (its commits
+        # fail too, and say so).
+        with self._lock, suppress(OSError), path.open("a", encoding="utf-8") as file:
             file.write(f"[{stamp}] {line}\n")
 
     def write_failed_items(self, lines: Iterable[str]) -> None:
