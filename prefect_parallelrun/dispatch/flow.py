@@ -20,6 +20,7 @@ from prefect.states import Cancelled, Completed, Failed, State
 
 from prefect_parallelrun.commit import OutputFolder
 from prefect_parallelrun.config import DaskCompute, ParallelRunConfig
+from prefect_parallelrun.dispatch.api_outage import riding_out_api_outages
 from prefect_parallelrun.dispatch.arguments import check_arguments
 from prefect_parallelrun.dispatch.cancel_watch import CancelWatch
 from prefect_parallelrun.dispatch.fingerprint import job_fingerprint
@@ -33,7 +34,12 @@ from prefect_parallelrun.execute.environment import check_environment
 from prefect_parallelrun.execute.job import drain_job, start_job, stop_job
 from prefect_parallelrun.execute.process_spec import ProcessSpec
 from prefect_parallelrun.plan import FileDataset, JobPlan, TabularDataset, plan_job
-from prefect_parallelrun.report import JobLogs, ParallelRunResult, ProgressReporter
+from prefect_parallelrun.report import (
+    JobLogs,
+    ParallelRunResult,
+    ProgressReporter,
+    current_listener,
+)
 
 Dataset = FileDataset | TabularDataset
 
@@ -71,6 +77,7 @@ def parallel_run(
     logger = get_run_logger()
     with ExitStack() as cleanup:
         cleanup.enter_context(_logging_level(logger, config.logging_level))
+        cleanup.enter_context(riding_out_api_outages())  # the API may go away for a while
         arguments = check_arguments(arguments)
         mini_batches_per_task = check_mini_batches_per_task(mini_batches_per_task)
         check_output(config, output)
@@ -99,7 +106,10 @@ def parallel_run(
         )
         result = summarize(outcome, plan, folder, logs, time.monotonic() - started)
         if folder is not None:
-            folder.save_result({"fingerprint": fingerprint, "result": result.to_dict()})
+            try:
+                folder.save_result({"fingerprint": fingerprint, "result": result.to_dict()})
+            except OSError as error:  # a full disk: the result is still returned and shown
+                logger.warning("Could not save the job's result for allow_reuse: %s", error)
             folder.publish_logs(logs_dir)
     if outcome.interrupted is not None:
         raise outcome.interrupted  # Prefect records the cancel (or the crash) itself
@@ -133,7 +143,9 @@ def _run(
     thresholds = Thresholds.from_config(
         config.error_threshold, config.allowed_failed_count, config.allowed_failed_percent
     )
-    progress = ProgressReporter(logs, len(plan.mini_batches), already_done=len(committed))
+    progress = ProgressReporter(
+        logs, len(plan.mini_batches), already_done=len(committed), listener=current_listener()
+    )
     job_id = f"{flow_run.get_id() or 'local'}-{uuid.uuid4().hex[:8]}"
     with ExitStack() as cleanup:
         cleanup.callback(progress.close)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prefect_parallelrun.config import DaskCompute, ParallelRunConfig
+from prefect_parallelrun.dispatch.api_outage import riding_out_api_outages
 from prefect_parallelrun.dispatch.arguments import check_arguments
 from prefect_parallelrun.dispatch.embedded_api import start_embedded_api
+from prefect_parallelrun.dispatch.fingerprint import check_entry_script
 from prefect_parallelrun.dispatch.flow import check_output, parallel_run
 from prefect_parallelrun.dispatch.grouping import (
     AUTO,
@@ -103,6 +105,7 @@ class ParallelRunStep:
             ComputeTargetError: (a `ValueError`) before anything runs, when the config's
                 `compute_target` names no usable cluster (no saved block of that name, a
                 cluster class that cannot be imported).
+            FileNotFoundError: before anything runs, when the entry script cannot be read.
         """
         start_embedded_api()
         config = self.parallel_run_config
@@ -115,7 +118,8 @@ class ParallelRunStep:
             config.compute_target, config.node_count, config.process_count_per_node,
             load_block=DaskCompute.load,
         )
-        with listening(progress_listener):
+        check_entry_script(config)
+        with listening(progress_listener), riding_out_api_outages():
             state = parallel_run(
                 config=config,
                 inputs=self.inputs,
