@@ -6,12 +6,21 @@ writes each state change in a transaction of its own by default, which caps one 
 20 task runs a second; batched, the same server records several times more. A job started
 from `ParallelRunStep.run()` or the command line starts that server itself, first, with
 these settings; a value the user set (environment, profile) is never overridden.
+
+The server runs in a process group of its own. Ctrl-C in a terminal signals the whole
+foreground process group; a server that stopped with it would leave the flow process, which
+ends the job in order on that Ctrl-C, retrying for minutes to record the job's final state.
+Prefect still stops the server when the process exits.
 """
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import types
 from typing import Any
 
+import prefect.server.api.server as prefect_server_module
 import prefect.settings
 from prefect.settings import get_current_settings, temporary_settings
 
@@ -33,12 +42,11 @@ def start_embedded_api() -> bool:
 
     Returns whether this call started it.
     """
-    from prefect.server.api.server import SubprocessASGIServer
-
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
         return False
-    server = SubprocessASGIServer()
+    # The one embedded server of this process: Prefect's own calls find this instance.
+    server = OwnProcessGroupServer()
     if server.running:
         return False
     chosen = settings.to_environment_variables(exclude_unset=True)
@@ -50,3 +58,22 @@ def start_embedded_api() -> bool:
     with temporary_settings(updates=updates):
         server.start()
     return True
+
+
+class OwnProcessGroupServer(prefect_server_module.SubprocessASGIServer):
+    """Prefect's embedded server, its process started in a session of its own.
+
+    `SubprocessASGIServer` is one instance per port, so once this class has made the instance
+    of the default port, every `SubprocessASGIServer()` in Prefect returns it.
+    """
+
+    def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+        own_session = types.SimpleNamespace(
+            **{**vars(subprocess),
+               "Popen": functools.partial(subprocess.Popen, start_new_session=True)}
+        )
+        prefect_server_module.subprocess = own_session  # only for this one Popen call
+        try:
+            return super()._run_uvicorn_command()
+        finally:
+            prefect_server_module.subprocess = subprocess

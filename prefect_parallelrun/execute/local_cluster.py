@@ -7,14 +7,18 @@ worker, and the scheduler's CPU is not taken from the flow process, which has th
 bookkeeping to do.
 
 Processes started by a command outlive a parent that is killed outright (SIGKILL, out of
-memory), so this module is also the scheduler's preload: it closes itself once the process
-that started it has gone, and closing tells every worker and nanny to close, which stops the
-job's entry-script processes.
+memory), so this module is also the scheduler's and the nannies' preload: each closes itself
+once the process that started it has gone, and closing tells every worker to close, which
+stops the job's entry-script processes. The preload also moves each of them into a process
+group of its own: Ctrl-C in a terminal signals the whole foreground group, and a scheduler that
+closed at once would leave the flow process (which gets the KeyboardInterrupt and ends the
+job in order) waiting on a cluster that is already gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import Any
@@ -41,14 +45,20 @@ def local_cluster(
             dashboard_address=None,
             silence_logs=dask_log_level,
             scheduler_kwargs={"preload": [__name__]},
+            worker_kwargs={"preload_nanny": [__name__]},
         )
     finally:
         starting.setLevel(previous)
 
 
 def dask_setup(server: Any) -> None:
-    """Preload hook, run in the scheduler as it starts."""
+    """Preload hook, run in the scheduler and in each nanny as it starts."""
     from tornado.ioloop import PeriodicCallback
+
+    # Out of the terminal's foreground process group (see the module's docstring); a nanny's
+    # worker process, started after this, is in the nanny's group.
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
 
     # Its stderr is a pipe that nobody reads: keep it to what matters, so it never fills.
     logging.getLogger("distributed").setLevel(logging.WARNING)
