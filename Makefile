@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # Quiet Material for MkDocs' end-of-life banner, printed on every build.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: demo test test-quick lint bench bench-quick clean system-deps docs docs-serve
+.PHONY: demo test test-fast test-quick lint bench bench-quick clean system-deps docs docs-serve
 
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,8 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check prefect_parallelrun tests flows examples benchmarks
 	$(MKDOCS) build --strict --quiet
 	$(BIN)/pytest
+
+test-fast: test-quick
 
 test-quick: $(BIN)/.installed
 	$(BIN)/ruff check prefect_parallelrun tests flows examples benchmarks

@@ -9,15 +9,17 @@ only the execute stage, does not pay for Prefect and Dask at every start.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from prefect_parallelrun.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from prefect_parallelrun.config import DaskCompute, ParallelRunConfig
-    from prefect_parallelrun.dispatch import ParallelRunStep, parallel_run
+    from prefect_parallelrun.dispatch import parallel_run
     from prefect_parallelrun.execute.entry_script import EntryScript
     from prefect_parallelrun.plan import FileDataset, TabularDataset
     from prefect_parallelrun.report import ParallelRunResult
+    from prefect_parallelrun.step import ParallelRunStep
 
 _PUBLIC = {
     "DaskCompute": "prefect_parallelrun.config",
@@ -25,7 +27,7 @@ _PUBLIC = {
     "FileDataset": "prefect_parallelrun.plan",
     "ParallelRunConfig": "prefect_parallelrun.config",
     "ParallelRunResult": "prefect_parallelrun.report",
-    "ParallelRunStep": "prefect_parallelrun.dispatch",
+    "ParallelRunStep": "prefect_parallelrun.step",
     "TabularDataset": "prefect_parallelrun.plan",
     "parallel_run": "prefect_parallelrun.dispatch",
 }
@@ -41,14 +43,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'prefect_parallelrun' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    # `prefect block register -m prefect_parallelrun` finds the blocks through dir().
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())

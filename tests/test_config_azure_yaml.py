@@ -542,7 +542,7 @@ def test_secret_values_stay_out_of_messages(tmp_path: Path):
 
 def cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "prefect_parallelrun.dispatch.cli", *arguments],
+        [sys.executable, "-m", "prefect_parallelrun.cli", *arguments],
         capture_output=True, text=True, timeout=300, env=env,
     )
 

@@ -28,7 +28,7 @@ def cli(
     *arguments: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "prefect_parallelrun.dispatch.cli", *arguments],
+        [sys.executable, "-m", "prefect_parallelrun.cli", *arguments],
         capture_output=True, text=True, timeout=300, env=env, cwd=cwd,
     )
 
@@ -72,7 +72,7 @@ def run_in_terminal(
 
     leader, follower = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "prefect_parallelrun.dispatch.cli", *arguments],
+        [sys.executable, "-m", "prefect_parallelrun.cli", *arguments],
         stdin=follower, stdout=follower, stderr=follower,
         env={**env, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"},
     )

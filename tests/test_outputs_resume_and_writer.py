@@ -21,8 +21,8 @@ from prefect.settings import PREFECT_API_URL
 from prefect_parallelrun.commit import CODE, OutputFolderInUseError, ResumeRefusedError
 from prefect_parallelrun.dispatch.fingerprint import job_fingerprint
 from prefect_parallelrun.dispatch.flow import parallel_run
-from prefect_parallelrun.dispatch.step import result_of
 from prefect_parallelrun.report import ParallelRunResult
+from prefect_parallelrun.step import result_of
 from tests.jobs import SCRIPTS, JobBench, kill_processes
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

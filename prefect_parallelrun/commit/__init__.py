@@ -7,8 +7,9 @@ for fsspec and the output folder's machinery at every start.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from prefect_parallelrun.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .errors import OutputFolderInUseError, OutputFolderNotWritableError, ResumeRefusedError
@@ -16,14 +17,14 @@ if TYPE_CHECKING:
     from .rows import format_rows, stage_rows
 
 _MODULE_OF = {
-    "CODE": "output_folder",
-    "CommitRecord": "output_folder",
-    "OutputFolder": "output_folder",
-    "OutputFolderInUseError": "errors",
-    "OutputFolderNotWritableError": "errors",
-    "ResumeRefusedError": "errors",
-    "format_rows": "rows",
-    "stage_rows": "rows",
+    "CODE": ".output_folder",
+    "CommitRecord": ".output_folder",
+    "OutputFolder": ".output_folder",
+    "OutputFolderInUseError": ".errors",
+    "OutputFolderNotWritableError": ".errors",
+    "ResumeRefusedError": ".errors",
+    "format_rows": ".rows",
+    "stage_rows": ".rows",
 }
 
 __all__ = [
@@ -38,13 +39,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MODULE_OF))
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, globals())

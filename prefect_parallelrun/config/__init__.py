@@ -6,10 +6,10 @@ stage) and must not pay for importing Prefect at every start.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prefect_parallelrun.config.sizes import MiniBatchSize, parse_mini_batch_size
+from prefect_parallelrun.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from prefect_parallelrun.config.dask_compute import DaskCompute
@@ -22,14 +22,4 @@ _BLOCKS = {
 __all__ = ["DaskCompute", "MiniBatchSize", "ParallelRunConfig", "parse_mini_batch_size"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _BLOCKS:
-        raise AttributeError(f"module 'prefect_parallelrun.config' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_BLOCKS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    # Prefect finds the blocks to register (`prefect block register -m`) through dir().
-    return sorted(set(globals()) | set(_BLOCKS))
+__getattr__, __dir__ = lazy_exports(__name__, _BLOCKS, globals())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import yaml
 from prefect.blocks.core import Block
@@ -16,6 +16,12 @@ from prefect_parallelrun.config.azure_environment import (
     ENVIRONMENT_FORMS,
     environment_from_directory,
     translate_environment,
+)
+from prefect_parallelrun.config.choices import (
+    LOGGING_LEVELS,
+    OUTPUT_ACTIONS,
+    LoggingLevel,
+    OutputAction,
 )
 from prefect_parallelrun.config.dask_compute import DaskCompute
 from prefect_parallelrun.config.documentation import docs_page
@@ -48,12 +54,6 @@ YAML_ROOT_KEY = "parallel_run_config"
 AZURE_ONLY_KEYS = (
     "compute_target_name", "environment_name", "environment_dir_path", "input_format",
 )
-# Literal types: the block form in the UI shows them as choices, and the values stay plain
-# strings, so callers that compare or pass strings ("append_row", "info") work unchanged.
-OutputAction = Literal["append_row", "summary_only"]
-LoggingLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-OUTPUT_ACTIONS: tuple[str, ...] = get_args(OutputAction)
-LOGGING_LEVELS: tuple[str, ...] = get_args(LoggingLevel)
 DEFAULT_APPEND_ROW_FILE_NAME = "parallel_run_step.txt"
 # What each key takes, for the messages of a YAML file's type errors.
 _FIELD_FORMS = {
@@ -335,7 +335,7 @@ class ParallelRunConfig(Block):
         for name in PARAMETER_ORDER:
             value = getattr(self, name)
             if isinstance(value, DaskCompute):
-                value = value.model_dump(mode="json", exclude={"block_type_slug"})
+                value = value.fields_in_clear()
             elif name == "environment_variables" and value is not None:
                 value = self.secret_environment_variables()
             mapping[name] = value

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-OUTPUT_ACTIONS = ("append_row", "summary_only")
-LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from prefect_parallelrun.config.choices import LOGGING_LEVELS, OUTPUT_ACTIONS
+
 DEFAULT_MINI_BATCH_READER = "prefect_parallelrun.plan:open_mini_batch"
 
 

@@ -7,11 +7,12 @@ only `open_mini_batch` and the descriptors, not the planner's pyarrow and pydant
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from prefect_parallelrun.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from .datasets import FileDataset, TabularDataset
+    from .datasets import Dataset, FileDataset, TabularDataset
     from .errors import (
         CorruptInputError,
         InputError,
@@ -28,26 +29,28 @@ if TYPE_CHECKING:
     from .planner import plan_job
 
 _MODULE_OF = {
-    "CorruptInputError": "errors",
-    "FileDataset": "datasets",
-    "InputError": "errors",
-    "InputNotFoundError": "errors",
-    "InputReadError": "errors",
-    "JobPlan": "mini_batch",
-    "MiniBatch": "mini_batch",
-    "MiniBatchReadError": "errors",
-    "MiniBatchSizeError": "errors",
-    "MixedInputKindsError": "errors",
-    "PartitionFormatError": "errors",
-    "PartitionKeyError": "errors",
-    "TablePart": "mini_batch",
-    "TabularDataset": "datasets",
-    "open_mini_batch": "loading",
-    "plan_job": "planner",
+    "CorruptInputError": ".errors",
+    "Dataset": ".datasets",
+    "FileDataset": ".datasets",
+    "InputError": ".errors",
+    "InputNotFoundError": ".errors",
+    "InputReadError": ".errors",
+    "JobPlan": ".mini_batch",
+    "MiniBatch": ".mini_batch",
+    "MiniBatchReadError": ".errors",
+    "MiniBatchSizeError": ".errors",
+    "MixedInputKindsError": ".errors",
+    "PartitionFormatError": ".errors",
+    "PartitionKeyError": ".errors",
+    "TablePart": ".mini_batch",
+    "TabularDataset": ".datasets",
+    "open_mini_batch": ".loading",
+    "plan_job": ".planner",
 }
 
 __all__ = [
     "CorruptInputError",
+    "Dataset",
     "FileDataset",
     "InputError",
     "InputNotFoundError",
@@ -66,13 +69,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MODULE_OF))
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, globals())

@@ -141,3 +141,7 @@ class TabularDataset(_Dataset):
     ) -> TabularDataset:
         """JSON lines files: one JSON object per line."""
         return cls(format="jsonl", paths=_as_path_list(paths), partition_format=partition_format)
+
+
+Dataset = FileDataset | TabularDataset
+"""Either kind of input a job takes."""

@@ -14,14 +14,13 @@ from prefect_parallelrun.config.sizes import (
     parse_mini_batch_size,
 )
 
-from .datasets import FileDataset, TabularDataset
+from .datasets import Dataset, FileDataset, TabularDataset
 from .errors import InputError, MiniBatchSizeError, MixedInputKindsError, PartitionKeyError
 from .listing import ListedFile, list_files
 from .mini_batch import InputKind, JobPlan, MiniBatch, TablePart
 from .partitions import PartitionFormat, path_fields
 from .table_split import partition_table_file, split_table_file
 
-Dataset = FileDataset | TabularDataset
 # Hidden files are never data; tables also skip Spark's `_SUCCESS`-style markers, as pyarrow does.
 _SKIPPED_PREFIXES: dict[InputKind, tuple[str, ...]] = {"files": (".",), "tabular": (".", "_")}
 _Split = tuple[dict[str, str] | None, int | None, tuple[str, ...], tuple[TablePart, ...]]
@@ -73,7 +72,7 @@ def _input_kind(inputs: Sequence[Dataset]) -> InputKind:
     if not inputs:
         raise InputError("no inputs were given; pass at least one FileDataset or TabularDataset.")
     for position, dataset in enumerate(inputs):
-        if not isinstance(dataset, FileDataset | TabularDataset):
+        if not isinstance(dataset, Dataset):
             raise InputError(
                 f"input {position} is a {type(dataset).__name__}; build inputs with "
                 "FileDataset.from_files or a TabularDataset.from_* method."

@@ -201,13 +201,13 @@ def _validate(config: ParallelRunConfig, source: str) -> int:
 def _run(config: ParallelRunConfig, options: argparse.Namespace, arguments: list[str]) -> int:
     from rich.console import Console
 
-    from prefect_parallelrun.dispatch.step import ParallelRunStep
     from prefect_parallelrun.plan import FileDataset, TabularDataset
     from prefect_parallelrun.report.terminal import (
         TerminalProgress,
         job_log_on_terminal,
         print_summary,
     )
+    from prefect_parallelrun.step import ParallelRunStep
 
     if options.tabular:
         dataset = getattr(TabularDataset, TABULAR_READERS[options.tabular])(options.input)

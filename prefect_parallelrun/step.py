@@ -1,4 +1,8 @@
-"""`ParallelRunStep`: Azure ML's step object, run as the `parallel_run` Prefect flow."""
+"""`ParallelRunStep`: Azure ML's step object, run as the `parallel_run` Prefect flow.
+
+This is the package's entry point for Python callers (the command line is `cli.py` beside
+it); `ParallelRunResult`, what `run()` returns, is importable from here too.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,11 @@ from prefect_parallelrun.dispatch.shared_cluster import (
     is_task_runner_target,
 )
 from prefect_parallelrun.execute.compute import compute_target_for
-from prefect_parallelrun.plan import FileDataset, TabularDataset
+from prefect_parallelrun.plan import Dataset
 from prefect_parallelrun.report import ParallelRunResult, ProgressListener, listening
 
-Dataset = FileDataset | TabularDataset
+__all__ = ["ParallelRunResult", "ParallelRunStep", "result_of"]
+
 
 
 class ParallelRunStep:
