@@ -96,7 +96,12 @@ def process_tree_pids() -> set[int]:
 class DaskProcesses:
     """A `dask scheduler` and `dask worker` processes, as on a real multi-node cluster."""
 
-    def __init__(self, folder: Path, workers: int = 1, threads: int = 2) -> None:
+    def __init__(
+        self, folder: Path, workers: int = 1, threads: int = 2,
+        extra_args: tuple[str, ...] = (), security: Any = None,
+    ) -> None:
+        """`extra_args` go to the scheduler and every worker (TLS flags, say); `security` is
+        what this helper's own client needs to reach the scheduler then."""
         import subprocess
         import sys
         import time
@@ -108,7 +113,7 @@ class DaskProcesses:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self._start(
             [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-             "--scheduler-file", str(scheduler_file)], quiet,
+             "--scheduler-file", str(scheduler_file), *extra_args], quiet,
         )
         deadline = time.monotonic() + 60
         while not scheduler_file.exists():
@@ -123,13 +128,13 @@ class DaskProcesses:
             self._start(
                 [*dask, "worker", self.address, "--nthreads", str(threads), "--no-nanny",
                  "--no-dashboard", "--name", f"node-{number}",
-                 "--local-directory", str(folder / f"node-{number}")], quiet,
+                 "--local-directory", str(folder / f"node-{number}"), *extra_args], quiet,
             )
             for number in range(workers)
         ]
         from distributed import Client
 
-        with Client(self.address, timeout=60) as client:
+        with Client(self.address, timeout=60, security=security) as client:
             client.wait_for_workers(workers, timeout=60)
 
     def _start(self, command: list[str], quiet: dict) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect.blocks.core import Block
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from prefect_parallelrun.config.documentation import docs_page
 
@@ -17,6 +17,11 @@ class DaskCompute(Block):
     (with `cluster_kwargs`) to start a cluster for the job and close it afterwards. With neither,
     the job starts a `distributed.LocalCluster` on this machine.
 
+    A `tls://` scheduler is reached with the CA certificate and this client's certificate and
+    key, each as a file path (`tls_ca_file`, ...) or as PEM text (`tls_ca_pem`, ...), which the
+    block keeps as a secret: masked in the UI and in flow-run parameters, never logged. A
+    `cluster_class` that takes a `security` argument receives the same settings.
+
     Example:
         Load a saved cluster description and use it as a config's compute target:
         ```python
@@ -24,7 +29,22 @@ class DaskCompute(Block):
 
         compute = DaskCompute.load("BLOCK_NAME")
         ```
+
+        Save a TLS scheduler with the client's credentials held in the block:
+        ```python
+        from pathlib import Path
+
+        DaskCompute(
+            address="tls://10.0.0.5:8786",
+            tls_ca_pem=Path("ca.pem").read_text(),
+            tls_client_cert_pem=Path("client.pem").read_text(),
+            tls_client_key_pem=Path("client-key.pem").read_text(),
+        ).save("secured-cluster")
+        ```
     """
+
+    # A validation error must not echo the PEM text it was given.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     _block_type_name = "Dask Compute"
     _block_type_slug = "parallel-run-dask-compute"
@@ -54,6 +74,108 @@ class DaskCompute(Block):
         ),
     )
 
+    tls_ca_file: str | None = Field(
+        default=None,
+        description="Path of the CA certificate (PEM) that signed the scheduler's certificate.",
+    )
+    tls_client_cert: str | None = Field(
+        default=None,
+        description="Path of this client's certificate (PEM); its key may be appended to it.",
+    )
+    tls_client_key: str | None = Field(
+        default=None,
+        description="Path of this client's private key (PEM), when it is not in the certificate.",
+    )
+    tls_ca_pem: SecretStr | None = Field(
+        default=None,
+        description="The CA certificate as PEM text, kept secret in the block (or tls_ca_file).",
+    )
+    tls_client_cert_pem: SecretStr | None = Field(
+        default=None,
+        description=(
+            "This client's certificate as PEM text, kept secret in the block "
+            "(or tls_client_cert)."
+        ),
+    )
+    tls_client_key_pem: SecretStr | None = Field(
+        default=None,
+        description=(
+            "This client's private key as PEM text, kept secret in the block "
+            "(or tls_client_key)."
+        ),
+    )
+    require_encryption: bool | None = Field(
+        default=None,
+        description=(
+            "Refuse unencrypted connections; unset, they are refused whenever a certificate "
+            "is given."
+        ),
+    )
+    install_environment: bool = Field(
+        default=False,
+        description=(
+            "Install the config environment's missing pip packages on every worker before the "
+            "first mini-batch (cached per worker); off, a missing package fails the job."
+        ),
+    )
+
+    def tls_settings(self) -> dict[str, str | bool]:
+        """The block's TLS settings as `distributed.security.Security` keyword arguments.
+
+        PEM text is given to Dask as it is (Dask takes a value with a line break as the
+        certificate itself, not a path); nothing is written here. Empty when the block has
+        no TLS settings, so that Dask's own configuration applies.
+        """
+        settings: dict[str, str | bool] = {}
+        for dask_name, path_field, pem_field in TLS_FIELDS:
+            path, pem = getattr(self, path_field), getattr(self, pem_field)
+            if pem is not None:
+                settings[dask_name] = pem.get_secret_value()
+            elif path:
+                settings[dask_name] = path
+        if self.require_encryption is not None:
+            settings["require_encryption"] = self.require_encryption
+        return settings
+
+    def fields_in_clear(self) -> dict[str, Any]:
+        """Every field as plain JSON-able values, PEM text in clear (for a YAML file)."""
+        fields = self.model_dump(mode="json", exclude={"block_type_slug"})
+        for _, _, pem_field in TLS_FIELDS:
+            if getattr(self, pem_field) is not None:
+                fields[pem_field] = getattr(self, pem_field).get_secret_value()
+        return fields
+
+    @model_validator(mode="after")
+    def _tls_settings_are_consistent(self) -> DaskCompute:
+        for _, path_field, pem_field in TLS_FIELDS:
+            pem = getattr(self, pem_field)
+            if getattr(self, path_field) and pem is not None:
+                raise ValueError(
+                    f"DaskCompute takes either '{path_field}' (a file path) or '{pem_field}' "
+                    "(PEM text), not both."
+                )
+            if pem is not None and PEM_MARK not in pem.get_secret_value():
+                raise ValueError(
+                    f"DaskCompute '{pem_field}' is not PEM text: it must hold the lines from "
+                    f"'{PEM_MARK} ...' to '-----END ...'. For a file, give its path in "
+                    f"'{path_field}' instead."
+                )
+        settings = self.tls_settings()
+        credentials = settings.keys() & {name for name, _, _ in TLS_FIELDS}
+        if credentials and not {"tls_ca_file", "tls_client_cert"} <= credentials:
+            raise ValueError(
+                "DaskCompute TLS needs both the CA certificate ('tls_ca_file' or 'tls_ca_pem') "
+                "and this client's certificate ('tls_client_cert' or 'tls_client_cert_pem'), "
+                "with its key unless the certificate file holds it."
+            )
+        if settings and not (self.address or self.cluster_class):
+            raise ValueError(
+                "DaskCompute TLS settings apply to a scheduler at 'address' or a cluster "
+                "started from 'cluster_class'; the local cluster listens on 127.0.0.1 only. "
+                "Set one of them, or remove the TLS settings."
+            )
+        return self
+
     @model_validator(mode="after")
     def _address_or_cluster_class(self) -> DaskCompute:
         # As in prefect-dask's DaskTaskRunner: one existing cluster or one to start, never both.
@@ -68,3 +190,12 @@ class DaskCompute(Block):
                 "starts; they cannot be used with 'address'."
             )
         return self
+
+
+PEM_MARK = "-----BEGIN"
+# (name in distributed.security.Security, path field, PEM-text field)
+TLS_FIELDS = (
+    ("tls_ca_file", "tls_ca_file", "tls_ca_pem"),
+    ("tls_client_cert", "tls_client_cert", "tls_client_cert_pem"),
+    ("tls_client_key", "tls_client_key", "tls_client_key_pem"),
+)
