@@ -1,9 +1,10 @@
 """The check that the workers have the job's `environment`, before the first mini-batch.
 
-Nothing is installed: a job's `environment` (a list of pip requirements, a requirements file,
-or a conda-style YAML whose `dependencies:` hold a `pip:` list) is what the workers' Python must
-already provide. A missing or too old package fails the job at once, naming it, instead of
-failing every mini-batch with an ImportError.
+Nothing is installed here (`environment_install` installs, when the compute target asks): a
+job's `environment` (a list of pip requirements, a requirements file, or a conda-style YAML
+whose `dependencies:` hold a `pip:` list) is what the workers' Python must already provide.
+A missing or too old package fails the job at once, naming it, instead of failing every
+mini-batch with an ImportError.
 """
 
 from __future__ import annotations

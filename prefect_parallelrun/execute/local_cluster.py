@@ -7,12 +7,14 @@ worker, and the scheduler's CPU is not taken from the flow process, which has th
 bookkeeping to do.
 
 Processes started by a command outlive a parent that is killed outright (SIGKILL, out of
-memory), so this module is also the scheduler's and the nannies' preload: each closes itself
-once the process that started it has gone, and closing tells every worker to close, which
-stops the job's entry-script processes. The preload also moves each of them into a process
-group of its own: Ctrl-C in a terminal signals the whole foreground group, and a scheduler that
-closed at once would leave the flow process (which gets the KeyboardInterrupt and ends the
-job in order) waiting on a cluster that is already gone.
+memory), so this module is also the scheduler's preload: it closes itself once the process
+that started it has gone, and closing tells every worker and nanny to close, which stops the
+job's entry-script processes.
+
+The scheduler (in its preload) and each nanny (`OwnGroupNanny`, with its worker process) move
+into a process group of their own: Ctrl-C in a terminal signals the whole foreground group,
+and a cluster that closed at once would leave the flow process, which gets the
+KeyboardInterrupt and ends the job in order, waiting on workers that are already gone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import contextlib
 import logging
 import os
 from typing import Any
+
+from distributed import Nanny
 
 PARENT_CHECK_MILLISECONDS = 1000
 
@@ -45,20 +49,17 @@ def local_cluster(
             dashboard_address=None,
             silence_logs=dask_log_level,
             scheduler_kwargs={"preload": [__name__]},
-            worker_kwargs={"preload_nanny": [__name__]},
+            worker_class=f"{__name__}.OwnGroupNanny",
         )
     finally:
         starting.setLevel(previous)
 
 
 def dask_setup(server: Any) -> None:
-    """Preload hook, run in the scheduler and in each nanny as it starts."""
+    """Preload hook, run in the scheduler as it starts."""
     from tornado.ioloop import PeriodicCallback
 
-    # Out of the terminal's foreground process group (see the module's docstring); a nanny's
-    # worker process, started after this, is in the nanny's group.
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)
+    _leave_foreground_process_group()
 
     # Its stderr is a pipe that nobody reads: keep it to what matters, so it never fills.
     logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -71,3 +72,17 @@ def dask_setup(server: Any) -> None:
 
     watch = PeriodicCallback(close_if_orphaned, PARENT_CHECK_MILLISECONDS)
     watch.start()
+
+
+def _leave_foreground_process_group() -> None:
+    """Out of the terminal's foreground process group (see the module's docstring)."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+
+
+class OwnGroupNanny(Nanny):
+    """A nanny in a process group of its own; the worker process it starts joins that group."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _leave_foreground_process_group()
+        super().__init__(*args, **kwargs)

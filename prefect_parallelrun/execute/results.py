@@ -1,10 +1,17 @@
-"""`AttemptResult`: what one attempt of one mini-batch came to, as the dispatcher receives it."""
+"""`AttemptResult`: what one attempt of one mini-batch came to, as the dispatcher receives it.
+
+Also `AttemptRecord`, which times an attempt and builds its result, and every message the worker
+side writes about an attempt (a timeout, a dead process, a failed start, a stop), each a named
+constructor of `AttemptResult`, so that the texts a user reads live here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from prefect_parallelrun.execute.protocol import RunReply, StartFailed
 
 AttemptStatus = Literal["succeeded", "failed", "timeout", "process_died", "init_failed"]
 
@@ -42,6 +49,95 @@ class AttemptResult:
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+    @classmethod
+    def from_reply(cls, record: AttemptRecord, reply: RunReply) -> AttemptResult:
+        """run() returned (or raised) in the process, which judged the result itself."""
+        details = {
+            "traceback": reply.traceback,
+            "staged_rows": reply.staged_rows,
+            "log_records": reply.log_records,
+            "warnings": reply.warnings,
+        }
+        status: AttemptStatus = "succeeded" if reply.error is None else "failed"
+        return record.finish(
+            status, reply.items, reply.succeeded_items, cause=reply.error, **details
+        )
+
+    @classmethod
+    def stopped(cls, record: AttemptRecord, items: int | None = None) -> AttemptResult:
+        """The job was stopped (aborted or cancelled) before or while the attempt ran."""
+        items = record.declared_items if items is None else items
+        cause = "the job was stopped while it ran; it is not finished."
+        return record.finish("failed", items, cause=cause)
+
+    @classmethod
+    def timed_out(cls, record: AttemptRecord, items: int, timeout: float) -> AttemptResult:
+        """run() outlived `run_invocation_timeout` and its process was killed."""
+        cause = (
+            f"run() did not return within run_invocation_timeout={timeout:g} seconds, so its "
+            "process was killed; the next mini-batch in this slot starts a new one (init() "
+            "runs again). Raise run_invocation_timeout, or make mini-batches smaller."
+        )
+        return record.finish("timeout", items, cause=cause)
+
+    @classmethod
+    def process_died(
+        cls, record: AttemptRecord, items: int, exit_description: str
+    ) -> AttemptResult:
+        """The process ended while it ran the mini-batch (`exit_description`: how it ended)."""
+        cause = (
+            f"the entry-script process died while running it ({exit_description}); the next "
+            "mini-batch in this slot starts a new process. A crash in native code, os._exit() "
+            "or the out-of-memory killer (SIGKILL) ends a process this way; the end of its "
+            "stderr file may tell which."
+        )
+        return record.finish("process_died", items, cause=cause)
+
+    @classmethod
+    def start_failed(
+        cls, record: AttemptRecord, failure: StartFailed, failed_starts: int, max_failed_starts: int
+    ) -> AttemptResult:
+        """The process could not import the script or run init(): the `failed_starts`-th time
+        in a row in its slot, which is fatal from `max_failed_starts` on."""
+        fatal = failed_starts >= max_failed_starts
+        cause = f"the entry script could not start. {sentence(failure.error)}"
+        if fatal:
+            cause += (
+                f" The script has now failed to start {failed_starts} times in a row in "
+                "this process slot, so the job should stop: fix the script's import or init() "
+                "and run the job again."
+            )
+        else:
+            cause += " The next mini-batch in this slot starts a new process."
+        return record.finish(
+            "init_failed",
+            record.declared_items,
+            cause=cause,
+            traceback=failure.traceback,
+            fatal=fatal,
+        )
+
+    @classmethod
+    def missing_packages(cls, record: AttemptRecord, missing: list[str]) -> AttemptResult:
+        """The worker lacks pip requirements of the job: fatal, no process was started."""
+        cause = f"this worker lacks packages the job requires: {', '.join(missing)}."
+        return record.finish("init_failed", record.declared_items, cause=cause, fatal=True)
+
+
+def could_not_spawn(exc: OSError) -> StartFailed:
+    """The worker could not start the process at all (no memory, too many processes...)."""
+    return StartFailed(f"The process could not be started: {exc}.", None)
+
+
+def init_timed_out(timeout: float) -> StartFailed:
+    """Importing the script and init() outlived `init_timeout`."""
+    return StartFailed(f"init() did not return within init_timeout={timeout:g} seconds.", None)
+
+
+def died_while_starting(exit_description: str) -> StartFailed:
+    """The process ended before it said it was ready."""
+    return StartFailed(f"The process died while starting ({exit_description}).", None)
 
 
 def describe_mini_batch(mini_batch: Any) -> str:
