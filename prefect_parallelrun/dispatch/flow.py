@@ -30,18 +30,19 @@ from prefect_parallelrun.dispatch.outcome import JobOutcome, summarize
 from prefect_parallelrun.dispatch.running_job import RunningJob
 from prefect_parallelrun.dispatch.thresholds import Thresholds
 from prefect_parallelrun.execute.compute import open_compute
-from prefect_parallelrun.execute.environment import check_environment
+from prefect_parallelrun.execute.environment_install import (
+    environment_on_workers,
+    installs_environment,
+)
 from prefect_parallelrun.execute.job import drain_job, start_job, stop_job
 from prefect_parallelrun.execute.process_spec import ProcessSpec
-from prefect_parallelrun.plan import FileDataset, JobPlan, TabularDataset, plan_job
+from prefect_parallelrun.plan import Dataset, JobPlan, plan_job
 from prefect_parallelrun.report import (
     JobLogs,
     ParallelRunResult,
     ProgressReporter,
     current_listener,
 )
-
-Dataset = FileDataset | TabularDataset
 
 
 @flow(name="parallel-run", flow_run_name="{name}", persist_result=False, log_prints=False)
@@ -156,6 +157,7 @@ def _run(
                 # Dask's INFO lines (workers starting and closing) bury the job's own log.
                 dask_log_level=logging.DEBUG if config.logging_level == "DEBUG"
                 else logging.WARNING,
+                warn=logger.warning,  # a plain tcp:// scheduler on another machine
             )
         )
         stopping: list[str] = []
@@ -177,7 +179,10 @@ def _run(
             sum(record.failed_items for record in committed.values()),
         )
         if pending and not monitor.aborted:
-            requirements = check_environment(client, config.environment)
+            install = installs_environment(config.compute_target, DaskCompute.load)
+            requirements = cleanup.enter_context(
+                environment_on_workers(client, config.environment, install, job_id, logger)
+            )
             spec = _process_spec(config, arguments, job_id, folder, logs, requirements)
             start_job(client, spec)
             job = RunningJob(
