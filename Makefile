@@ -19,11 +19,20 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages; \
 	fi
 
+# Azurite (the Azure Storage emulator, from npm) into .ci/node/ for
+# tests/test_storage_emulators.py. Node comes from `make system-deps`; Debian ships npm apart
+# (other node builds bundle it), so it is installed here only where it is missing; needs root.
+storage-emulators:
+	command -v npm >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
+	npm install --prefix .ci/node --no-audit --no-fund --silent azurite@3
+
 demo: $(BIN)/.installed
 	$(BIN)/python examples/image_scoring/run_image_scoring.py
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check prefect_parallelrun tests flows examples benchmarks
+	$(BIN)/mypy
 	$(MKDOCS) build --strict --quiet
 	$(BIN)/pytest
 

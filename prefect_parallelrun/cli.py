@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from prefect_parallelrun.config import ParallelRunConfig
 
@@ -148,7 +149,7 @@ def _load_config(options: argparse.Namespace) -> ParallelRunConfig:
     if options.config is not None:
         return ParallelRunConfig.load_yaml(None, options.config)
     try:
-        return ParallelRunConfig.load(options.config_block)
+        return cast(ParallelRunConfig, ParallelRunConfig.load(options.config_block))
     except ValueError as error:
         if "Unable to find block document" not in str(error):
             raise

@@ -14,12 +14,19 @@ Every file is written under a temporary name and then moved into place, so a rea
 resumed job) sees a whole part or none. Only the flow process commits, once per mini-batch id;
 two attempts of one mini-batch stage to different files, and committing the same id twice
 replaces the part, so no row can appear twice.
+
+On object storage (S3, Azure Blob, Google Cloud Storage) a write is already whole-or-nothing
+and a move is a copy plus a delete, each a round trip. There, nothing is moved: the staged rows
+stay where the entry-script process wrote them, and the ledger record, written once, names them
+(`"rows": "staged/<name>"`) and is the commit point. Staged rows that no record names belong to
+attempts that were not committed and are never read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -36,6 +43,7 @@ from prefect_parallelrun.commit.errors import (
     OutputFolderNotWritableError,
     ResumeRefusedError,
 )
+from prefect_parallelrun.commit.rows import OBJECT_STORES
 from prefect_parallelrun.commit.writer_lock import WriterLock
 
 STATE_FOLDER = ".parallel_run"
@@ -43,6 +51,8 @@ LOCK_FILE = "writer.lock"
 # The fingerprint entry for what produced the rows (script, source files, arguments): unlike
 # every other entry, it may change on resume, since fixing the script is why one resumes.
 CODE = "code"
+# Parts or ledger records read in one call (concurrently, on an object store).
+PARTS_PER_READ = 64
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,10 @@ class OutputFolder:
         )
         self._code_sha256: str | None = None
         self._resume_warning: str | None = None
+        self._in_place = bool(OBJECT_STORES & set(_protocols(self._fs)))
+        # After prepare(): where each committed mini-batch's rows are (None: no rows). Only
+        # this run commits to the folder until close(), so the ledger need not be read again.
+        self._parts: dict[str, str | None] | None = None
 
     @property
     def output_file(self) -> str | None:
@@ -157,9 +171,10 @@ class OutputFolder:
         self._fs.makedirs(f"{self._state}/parts", exist_ok=True)
         self._write_atomically(f"{self._state}/job.json", json.dumps(fingerprint, indent=2))
         ledger = self._ledger()
+        self._parts = {mini_batch_id: part for mini_batch_id, (_, _, part) in ledger.items()}
         self._code_sha256 = _sha256_of(fingerprint.get(CODE))
         self._resume_warning = self._earlier_code_warning(previous, fingerprint, ledger)
-        return {mini_batch_id: record for mini_batch_id, (record, _) in ledger.items()}
+        return {mini_batch_id: record for mini_batch_id, (record, _, _) in ledger.items()}
 
     @property
     def resume_warning(self) -> str | None:
@@ -169,16 +184,26 @@ class OutputFolder:
 
     def committed(self) -> dict[str, CommitRecord]:
         """Every commit record in the ledger, by mini-batch id."""
-        return {mini_batch_id: record for mini_batch_id, (record, _) in self._ledger().items()}
+        return {mini_batch_id: record for mini_batch_id, (record, _, _) in self._ledger().items()}
 
     def commit(self, record: CommitRecord, staged_rows: str | None) -> None:
-        """Publish a mini-batch's staged rows as its part, then record the commit."""
-        if staged_rows is not None:
-            self._publish(staged_rows, f"{self._state}/parts/{record.mini_batch_id}.rows")
-        stamped = {**asdict(record), "code_sha256": self._code_sha256}
+        """Publish a mini-batch's staged rows as its part, then record the commit.
+
+        On an object store the staged rows are the part, and the record names them."""
+        stamped: dict[str, Any] = {**asdict(record), "code_sha256": self._code_sha256}
+        part = None
+        if self._in_place:
+            if staged_rows is not None:
+                part = self._fs._strip_protocol(staged_rows)
+            stamped["rows"] = None if part is None else posixpath.relpath(part, self._state)
+        elif staged_rows is not None:
+            part = f"{self._state}/parts/{record.mini_batch_id}.rows"
+            self._publish(staged_rows, part)
         self._write_atomically(
             f"{self._state}/ledger/{record.mini_batch_id}.json", json.dumps(stamped)
         )
+        if self._parts is not None:
+            self._parts[record.mini_batch_id] = part
 
     def discard(self, staged_rows: str | None) -> None:
         """Remove rows staged by an attempt that will not be committed."""
@@ -192,16 +217,52 @@ class OutputFolder:
         """Write the append_row file from the committed parts, in the given (mini-batch) order."""
         if self._append_row_file_name is None:
             return
-        committed = self.committed()
+        committed_parts = self._parts
+        if committed_parts is None:
+            committed_parts = {key: part for key, (_, _, part) in self._ledger().items()}
+        parts = [
+            part for mini_batch_id in mini_batch_ids
+            if (part := committed_parts.get(mini_batch_id)) is not None
+        ]
+        final_path = f"{self._root}/{self._append_row_file_name}"
+        if self._in_place:
+            self._upload_in_one(final_path, parts)
+            return
         temporary = f"{self._root}/.{self._append_row_file_name}.{uuid.uuid4().hex}.tmp"
         with self._removed_on_error(temporary):
             with self._fs.open(temporary, "wb") as final:
-                for mini_batch_id in mini_batch_ids:
-                    part = f"{self._state}/parts/{mini_batch_id}.rows"
-                    if mini_batch_id in committed and self._fs.exists(part):
+                for part in parts:
+                    if self._fs.exists(part):
                         with self._fs.open(part, "rb") as rows:
                             final.write(rows.read())
-            self._fs.mv(temporary, f"{self._root}/{self._append_row_file_name}")
+            self._fs.mv(temporary, final_path)
+
+    def _upload_in_one(self, path: str, parts: list[str]) -> None:
+        """Write `parts`, in order, as one object that appears whole once complete (a
+        multipart upload when large); parts are read a batch at a time, concurrently."""
+        final = self._fs.open(path, "wb")
+        try:
+            for first in range(0, len(parts), PARTS_PER_READ):
+                for rows in self._read_all(parts[first:first + PARTS_PER_READ]):
+                    final.write(rows)
+        except BaseException:
+            # Closing would complete the upload with what was written so far: abort it
+            # instead, and mark the file closed so that nothing completes it later.
+            final.discard()
+            final.closed = True
+            raise
+        final.close()
+
+    def _read_all(self, paths: list[str]) -> list[bytes]:
+        """The contents of `paths`, in order: one request each, concurrent on object stores.
+
+        Each is read as the range from byte 0 (a whole read costs s3fs a HEAD first); an
+        empty object has no such range, so a failed read is tried once more as a whole."""
+        contents = self._fs.cat_ranges(paths, 0, None)
+        return [
+            self._fs.cat_file(path) if isinstance(content, BaseException) else content
+            for path, content in zip(paths, contents, strict=True)
+        ]
 
     def save_result(self, result: dict[str, Any]) -> None:
         self._write_atomically(f"{self._state}/result.json", json.dumps(result, indent=2))
@@ -233,14 +294,14 @@ class OutputFolder:
 
     def _earlier_code_warning(
         self, previous: dict[str, Any] | None, fingerprint: dict[str, Any],
-        ledger: dict[str, tuple[CommitRecord, str | None]],
+        ledger: dict[str, tuple[CommitRecord, str | None, str | None]],
     ) -> str | None:
         """The warning for committed mini-batches whose stamp is not the current code's.
 
         A record without a stamp was committed under the previous run's code."""
         earlier_code = _sha256_of(previous.get(CODE)) if previous else self._code_sha256
         count = sum(
-            1 for _, stamp in ledger.values() if (stamp or earlier_code) != self._code_sha256
+            1 for _, stamp, _ in ledger.values() if (stamp or earlier_code) != self._code_sha256
         )
         if count == 0:
             return None
@@ -257,15 +318,24 @@ class OutputFolder:
             f"--no-resume) to recompute them."
         )
 
-    def _ledger(self) -> dict[str, tuple[CommitRecord, str | None]]:
-        """Every commit record by mini-batch id, with the code stamp it was committed under."""
+    def _ledger(self) -> dict[str, tuple[CommitRecord, str | None, str | None]]:
+        """Every commit record by mini-batch id, with the code stamp it was committed under
+        and the path of its rows (None when it has none)."""
+        paths = sorted(self._fs.glob(f"{self._state}/ledger/*.json"))
         records = {}
-        for path in self._fs.glob(f"{self._state}/ledger/*.json"):
-            with self._fs.open(path, "r", encoding="utf-8") as file:
-                fields = json.load(file)
-            stamp = fields.pop("code_sha256", None)
-            record = CommitRecord(**fields)
-            records[record.mini_batch_id] = (record, stamp)
+        for first in range(0, len(paths), PARTS_PER_READ):
+            for text in self._read_all(paths[first:first + PARTS_PER_READ]):
+                fields = json.loads(text)
+                stamp = fields.pop("code_sha256", None)
+                names_its_rows = "rows" in fields
+                rows = fields.pop("rows", None)
+                record = CommitRecord(**fields)
+                part: str | None = f"{self._state}/parts/{record.mini_batch_id}.rows"
+                if names_its_rows:
+                    part = None if rows is None else f"{self._state}/{rows}"
+                elif not self._fs.exists(part):
+                    part = None
+                records[record.mini_batch_id] = (record, stamp, part)
         return records
 
     def _remove_previous_job(self) -> None:
@@ -291,6 +361,9 @@ class OutputFolder:
         staged_fs.rm(staged_path)
 
     def _write_atomically(self, path: str, text: str) -> None:
+        if self._in_place:
+            self._fs.pipe_file(path, text.encode("utf-8"))
+            return
         temporary = f"{path}.{uuid.uuid4().hex}.tmp"
         with self._removed_on_error(temporary):
             with self._fs.open(temporary, "w", encoding="utf-8") as file:

@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     import pandas as pd
 
+# Object stores (fsspec protocols): a write is atomic, a rename is a copy plus a delete, and
+# there are no folders to make.
+OBJECT_STORES = frozenset({"s3", "s3a", "abfs", "abfss", "az", "gs", "gcs"})
+
 
 def format_rows(result: Sequence[Any] | pd.DataFrame, limit: int) -> Iterator[str]:
     """Yield the first `limit` rows of a `run()` result as append_row lines (no newline)."""
@@ -48,8 +52,13 @@ def stage_rows(staging_dir: str, mini_batch_id: str, attempt: int, lines: Iterat
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(staging_dir)
-    fs.makedirs(root, exist_ok=True)
     path = f"{root.rstrip('/')}/{name}"
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if protocols & OBJECT_STORES:
+        # One request: the whole part in one write.
+        fs.pipe_file(path, "".join(f"{line}\n" for line in lines).encode("utf-8"))
+        return fs.unstrip_protocol(path)
+    fs.makedirs(root, exist_ok=True)
     with fs.open(path, "w", encoding="utf-8") as staged:
         _write(staged, lines)
     return fs.unstrip_protocol(path)

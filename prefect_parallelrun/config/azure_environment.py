@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
@@ -283,7 +284,8 @@ def _warn_about_ignored_sections(document: Mapping[str, Any], where: str) -> Non
 def _outside_config_stage() -> int:
     """The stacklevel of the first caller outside the config stage: a warning then points at
     the user's `load_yaml` call, where it can be acted on, not at this module."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename.startswith(_CONFIG_STAGE_DIR):
         frame, level = frame.f_back, level + 1
     return level

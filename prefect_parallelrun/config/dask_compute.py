@@ -49,7 +49,7 @@ class DaskCompute(Block):
     _block_type_name = "Dask Compute"
     _block_type_slug = "parallel-run-dask-compute"
     _logo_url = None  # see config/documentation.py
-    _documentation_url = docs_page("reference/compute")
+    _documentation_url = docs_page("reference/compute")  # type: ignore[assignment]  # str is accepted
 
     address: str | None = Field(
         default=None,

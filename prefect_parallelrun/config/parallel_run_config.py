@@ -115,7 +115,7 @@ class ParallelRunConfig(Block):
     _block_type_name = "Parallel Run Config"
     _block_type_slug = "parallel-run-config"
     _logo_url = None  # see config/documentation.py
-    _documentation_url = docs_page("reference/config")
+    _documentation_url = docs_page("reference/config")  # type: ignore[assignment]  # str is accepted
 
     environment: str | list[str] | None = Field(
         default=None,

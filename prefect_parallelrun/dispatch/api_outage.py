@@ -79,7 +79,8 @@ class EventsOutageFilter(logging.Filter):
         # logged while the events client's connection error is being handled.
         error = sys.exc_info()[1]
         return not (
-            record.args and record.args[0] == "EventsWorker"
+            isinstance(record.args, tuple) and record.args
+            and record.args[0] == "EventsWorker"
             and isinstance(error, RETRYABLE_EXCEPTIONS)
         )
 

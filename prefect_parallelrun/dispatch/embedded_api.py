@@ -72,7 +72,7 @@ class OwnProcessGroupServer(prefect_server_module.SubprocessASGIServer):
             **{**vars(subprocess),
                "Popen": functools.partial(subprocess.Popen, start_new_session=True)}
         )
-        prefect_server_module.subprocess = own_session  # only for this one Popen call
+        prefect_server_module.subprocess = own_session  # type: ignore[assignment]  # one call
         try:
             return super()._run_uvicorn_command()
         finally:

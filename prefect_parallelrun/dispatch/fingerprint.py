@@ -77,7 +77,7 @@ def source_directory_sha256(source_directory: str | Path) -> str:
 
 
 def _code_files(root: Path) -> list[Path]:
-    files = []
+    files: list[Path] = []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(
             name for name in subfolders

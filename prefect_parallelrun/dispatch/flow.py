@@ -133,7 +133,8 @@ def check_output(config: ParallelRunConfig, output: str | None) -> None:
 def _run(
     config: ParallelRunConfig, plan: JobPlan, arguments: list[str],
     folder: OutputFolder | None, logs: JobLogs, committed: dict,
-    mini_batches_per_task: MiniBatchesPerTask, logger: logging.Logger,
+    mini_batches_per_task: MiniBatchesPerTask,
+    logger: logging.Logger | logging.LoggerAdapter,
 ) -> JobOutcome:
     pending = [mb for mb in plan.mini_batches if mb.id not in committed]
     if committed:
@@ -193,7 +194,7 @@ def _run(
             )
             interrupted = None
             try:
-                with CancelWatch(flow_run.get_id(), monitor.cancel, logger):
+                with CancelWatch(str(flow_run.get_id()), monitor.cancel, logger):
                     job.dispatch(pending)
                 if job.task_runs < job.scheduled_mini_batches:
                     logger.info(

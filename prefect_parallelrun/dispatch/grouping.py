@@ -14,7 +14,7 @@ import math
 import threading
 from typing import Literal
 
-AUTO = "auto"
+AUTO: Literal["auto"] = "auto"
 TARGET_SECONDS = 2.0
 # Task runs queued per process slot near the end of the job, so no slot waits for the others.
 TAIL_TASK_RUNS_PER_SLOT = 2

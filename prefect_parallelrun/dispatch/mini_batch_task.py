@@ -69,7 +69,7 @@ def _task_run_name(parameters: dict[str, Any]) -> str:
 
 @task(
     name="mini-batch",
-    task_run_name=_task_run_name,
+    task_run_name=_task_run_name,  # type: ignore[arg-type]  # Prefect passes the parameters
     cache_policy=NO_CACHE,
     persist_result=False,
 )

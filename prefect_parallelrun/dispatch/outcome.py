@@ -15,6 +15,7 @@ from prefect_parallelrun.report import (
     publish_failed_mini_batches,
     publish_summary,
 )
+from prefect_parallelrun.report.result import Status
 
 
 @dataclass
@@ -90,7 +91,7 @@ def summarize(
 
 def _status_and_message(
     outcome: JobOutcome, plan: JobPlan, folder: OutputFolder | None, not_run: int
-) -> tuple[str, str]:
+) -> tuple[Status, str]:
     monitor, tally = outcome.monitor, outcome.monitor.tally
     if monitor.fatal_error is not None:
         outcome.state_name = "EntryScriptCannotStart"

@@ -81,7 +81,7 @@ class RunningJob(MiniBatchRunner):
         try:
             with (
                 _attempt_tracebacks_hidden(),
-                ThreadPoolTaskRunner(max_workers=in_flight) as runner,
+                ThreadPoolTaskRunner[Any](max_workers=in_flight) as runner,
             ):
                 try:
                     while queue:

@@ -39,8 +39,9 @@ def calling_flow_scheduler_address() -> str:
     except ImportError as exc:  # pragma: no cover - prefect-dask is a dependency
         raise ComputeTargetError(f"{HOW}it needs the prefect-dask package ({exc}).") from exc
     if not isinstance(runner, DaskTaskRunner):
+        flow_name = context.flow.name if context.flow is not None else "?"
         raise ComputeTargetError(
-            f"{HOW}the calling flow {context.flow.name!r} runs on {type(runner).__name__}. "
+            f"{HOW}the calling flow {flow_name!r} runs on {type(runner).__name__}. "
             "Give the flow task_runner=DaskTaskRunner(...), or give another compute_target."
         )
     return runner.client.scheduler.address

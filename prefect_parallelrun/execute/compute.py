@@ -143,7 +143,7 @@ class ClusterCompute(ComputeTarget):
         if tls_settings:
             self.cluster_kwargs["security"] = self._cluster_security(cluster_class, tls_settings)
 
-    def _cluster_security(self, dotted_path: str, tls_settings: dict[str, Any]) -> Security:
+    def _cluster_security(self, dotted_path: str, tls_settings: dict[str, Any]) -> Security | None:
         if "security" in self.cluster_kwargs:
             raise ComputeTargetError(
                 f"DaskCompute cluster_kwargs has 'security' and the block has TLS settings "
@@ -425,7 +425,7 @@ def _is_loopback(host: str) -> bool:
     except OSError:
         return False
     return bool(resolved) and all(
-        ipaddress.ip_address(address.split("%")[0]).is_loopback for address in resolved
+        ipaddress.ip_address(str(address).split("%")[0]).is_loopback for address in resolved
     )
 
 

@@ -94,6 +94,7 @@ class RunLogCollector(logging.Handler):
         self._records.append((record.levelname, message))
 
     def start(self) -> None:
+        assert self.lock is not None  # made by logging.Handler.__init__
         with self.lock:
             self._records, self._dropped = [], 0
         self._collecting.set()
@@ -101,6 +102,7 @@ class RunLogCollector(logging.Handler):
     def take(self) -> list[tuple[str, str]]:
         """Stop collecting and return what was logged, with a note when some was left out."""
         self._collecting.clear()
+        assert self.lock is not None
         with self.lock:
             records, dropped = self._records, self._dropped
             self._records, self._dropped = [], 0

@@ -106,7 +106,8 @@ def installs_environment(compute_target: Any, load_block: Callable[[str], Any]) 
 
 @contextmanager
 def environment_on_workers(
-    client: Any, environment: Environment, install: bool, job_id: str, log: logging.Logger
+    client: Any, environment: Environment, install: bool, job_id: str,
+    log: logging.Logger | logging.LoggerAdapter,
 ) -> Iterator[list[str]]:
     """Check (or, with `install`, build) the job's environment on every worker for the job.
 
@@ -188,7 +189,10 @@ def conda_problems(needs: EnvironmentNeeds) -> list[str]:
         problems.append(f"python{needs.python} (the workers run Python {version})")
     conda_installed = _conda_installed()
     for spec in needs.conda:
-        name = canonicalize_name(_CONDA_NAME.match(spec.split("::")[-1].strip()).group("name"))
+        match = _CONDA_NAME.match(spec.split("::")[-1].strip())
+        if match is None:
+            continue  # not a package spec (parse_conda_yaml keeps only those)
+        name = canonicalize_name(match.group("name"))
         if name not in conda_installed and not _distribution_installed(name):
             problems.append(f"{spec} (not installed)")
     return problems
@@ -403,14 +407,15 @@ def _remove_from_paths(folder: str) -> None:
 
 
 def _worker_outcome(plugin_name: str, dask_worker: Worker) -> InstallOutcome:
-    return dask_worker.plugins[plugin_name].outcome
+    outcome: InstallOutcome = dask_worker.plugins[plugin_name].outcome  # type: ignore[attr-defined]
+    return outcome
 
 
 class _InstallReporter:
     """Says in the job log what each worker installed where, once per worker: those there at
     the start through `report`, which raises when one failed; later ones through their event."""
 
-    def __init__(self, log: logging.Logger):
+    def __init__(self, log: logging.Logger | logging.LoggerAdapter):
         self.log = log
         self._reported: set[str] = set()
         self._lock = threading.Lock()

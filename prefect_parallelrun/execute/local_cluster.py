@@ -46,7 +46,7 @@ def local_cluster(
         return SubprocessCluster(
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,
-            dashboard_address=None,
+            dashboard_address=None,  # type: ignore[arg-type]  # None: no dashboard
             silence_logs=dask_log_level,
             scheduler_kwargs={"preload": [__name__]},
             worker_class=f"{__name__}.OwnGroupNanny",

@@ -105,7 +105,7 @@ def _stat_local(path: str, input_label: str) -> ListedFile:
 def _walk_local(folder: str, input_label: str, skip_prefixes: tuple[str, ...]) -> list[ListedFile]:
     """Walk with `os.scandir`, reusing its directory entries; links to folders are not followed,
     as with `os.walk`, so a link cycle cannot loop. One tight loop: this is the plan's hot path."""
-    files = []
+    files: list[ListedFile] = []
     pending = [folder]
     while pending:
         current = pending.pop()

@@ -195,7 +195,7 @@ def _table_partitions(
             groups.setdefault(tuple(partition.values()), []).append(part)
     for values, parts in groups.items():
         counts = [part.rows for part in parts]
-        item_count = None if None in counts else sum(counts)
+        item_count = None if None in counts else sum(count or 0 for count in counts)
         yield dict(zip(keys, values, strict=True)), item_count, (), tuple(parts)
 
 

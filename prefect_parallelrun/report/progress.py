@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -191,9 +192,9 @@ class ProgressReporter:
 
     def _create_artifact(self) -> UUID | None:
         try:
-            return create_progress_artifact(
+            return cast(UUID, create_progress_artifact(  # sync here: returns the id
                 progress=self._percent(), description="Mini-batches processed"
-            )
+            ))
         except Exception as error:
             self._warn_api(error)
             return None

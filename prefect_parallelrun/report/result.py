@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+Status = Literal["Completed", "Failed"]
+
 
 @dataclass(frozen=True)
 class ParallelRunResult:
@@ -14,7 +16,7 @@ class ParallelRunResult:
     summary_only; `logs_dir` holds job_result.txt, job_error.txt and the per-attempt report.
     """
 
-    status: Literal["Completed", "Failed"]
+    status: Status
     message: str
     total_mini_batches: int
     succeeded_mini_batches: int
