@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +191,26 @@ def stop_process(process: Any, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def worker_killed_once_it_says(pid_file: Path, timeout: float = 180) -> Iterator[list[int]]:
+    """While the body runs, SIGKILL the process whose pid a script writes to `pid_file` (a
+    Dask worker, mid-attempt) as soon as it is written; yields the killed pids."""
+    killed: list[int] = []
+
+    def kill_when_known() -> None:
+        deadline = time.monotonic() + timeout
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_when_known)
+    killer.start()
+    try:
+        yield killed
+    finally:
+        killer.join()

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from prefect_parallelrun import FileDataset, ParallelRunStep
-from tests.jobs import SCRIPTS, JobBench, kill_processes
+from tests.jobs import SCRIPTS, JobBench, kill_processes, worker_killed_once_it_says
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -48,24 +47,11 @@ def test_a_timed_out_attempt_that_succeeds_on_retry_is_written_once(bench: JobBe
 def test_a_worker_killed_mid_run_loses_and_doubles_nothing(bench: JobBench):
     bench.items(["sleep 0.3"] * 6 + ["worker-pid"] + ["sleep 0.3"] * 9)
     pid_file = bench.root / "worker.pid"
-    killed: list[int] = []
-
-    def kill_the_worker_when_known():
-        deadline = time.monotonic() + 120
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)
-        pid = int(pid_file.read_text())
-        os.kill(pid, signal.SIGKILL)
-        killed.append(pid)
-
     os.environ["WORKER_PID_FILE"] = str(pid_file)
-    killer = threading.Thread(target=kill_the_worker_when_known)
-    killer.start()
     try:
-        result = bench.run(node_count=2, process_count_per_node=1, run_max_try=3)
+        with worker_killed_once_it_says(pid_file, timeout=120) as killed:
+            result = bench.run(node_count=2, process_count_per_node=1, run_max_try=3)
     finally:
-        killer.join()
         os.environ.pop("WORKER_PID_FILE")
     assert killed
     assert result.status == "Completed", result.message

@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,7 +29,7 @@ from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep,
 from prefect_parallelrun.commit import CommitRecord, OutputFolder, stage_rows
 from prefect_parallelrun.dispatch.flow import parallel_run
 from prefect_parallelrun.step import result_of
-from tests.jobs import DaskProcesses, JobBench
+from tests.jobs import DaskProcesses, JobBench, worker_killed_once_it_says
 from tests.storage_servers import Azurite, MotoS3, StorageServer, azurite_blob_program
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
@@ -187,23 +185,8 @@ def test_a_worker_killed_mid_run_loses_and_doubles_no_row_on_the_store(
     put_items(store, ["sleep 0.3"] * 5 + ["worker-pid"] + ["sleep 0.3"] * 6)
     pid_file = bench.root / "worker.pid"
     monkeypatch.setenv("WORKER_PID_FILE", str(pid_file))
-    killed: list[int] = []
-
-    def kill_the_worker_when_known() -> None:
-        deadline = time.monotonic() + 180
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)
-        pid = int(pid_file.read_text())
-        os.kill(pid, signal.SIGKILL)
-        killed.append(pid)
-
-    killer = threading.Thread(target=kill_the_worker_when_known)
-    killer.start()
-    try:
+    with worker_killed_once_it_says(pid_file) as killed:
         result = run_files(bench, store, node_count=2, process_count_per_node=1)
-    finally:
-        killer.join()
     assert killed
     assert result.status == "Completed", result.message
     rows = store_rows(store)
