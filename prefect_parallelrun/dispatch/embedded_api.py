@@ -15,8 +15,10 @@ Prefect still stops the server when the process exits.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import subprocess
+import time
 import types
 from typing import Any
 
@@ -57,7 +59,20 @@ def start_embedded_api() -> bool:
     }
     with temporary_settings(updates=updates):
         server.start()
+    # Prefect stops the server at exit (an atexit handler, registered by start()). Handlers run
+    # last-registered first, so this one runs before it: the recorder's last batch, up to one
+    # flush interval old, is written instead of cut off (an ERROR line and lost task-run states).
+    flush_seconds = float(
+        chosen.get("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL")
+        or EMBEDDED_SERVER_SETTINGS["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"]
+    )
+    atexit.register(_let_the_recorder_flush, server, flush_seconds + 0.5)
     return True
+
+
+def _let_the_recorder_flush(server: prefect_server_module.SubprocessASGIServer, wait: float):
+    if server.running:
+        time.sleep(wait)
 
 
 class OwnProcessGroupServer(prefect_server_module.SubprocessASGIServer):
