@@ -585,7 +585,8 @@ def test_run_does_a_job_from_an_azure_written_file(bench: JobBench):
     assert completed.returncode == 0, completed.stderr
     assert bench.rows() == ["item-000.txt ok", "item-001.txt ok", "item-002.txt ok"]
     # The Azure Environment's environmentVariables reached the entry script.
-    assert sorted(calls_file.read_text().split()) == ["item-000.txt", "item-001.txt", "item-002.txt"]
+    called = sorted(calls_file.read_text().split())
+    assert called == ["item-000.txt", "item-001.txt", "item-002.txt"]
 
 
 @pytest.mark.usefixtures("prefect_server")
