@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.jobs import stop_process
+from tests.jobs import kill_processes, stop_process
 
 COMMANDS = ("mungekey", "munged", "slurmctld", "slurmd", "sinfo", "squeue", "scancel", "sbatch")
 PARTITION = "debug"
@@ -224,13 +224,7 @@ class SlurmCluster:
         self._kill_job_processes()
 
     def _kill_job_processes(self) -> None:
-        left = self.job_processes()
-        for process in left:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                continue
-        psutil.wait_procs(left, timeout=10)
+        kill_processes(self.job_processes())
 
 
 @contextmanager
