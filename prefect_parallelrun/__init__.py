@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from prefect_parallelrun.execute.entry_script import EntryScript
     from prefect_parallelrun.plan import FileDataset, TabularDataset
     from prefect_parallelrun.report import ParallelRunResult
+    from prefect_parallelrun.settings import ParallelRunSettings, get_settings
     from prefect_parallelrun.step import ParallelRunStep
 
 _PUBLIC = {
@@ -27,8 +28,10 @@ _PUBLIC = {
     "FileDataset": "prefect_parallelrun.plan",
     "ParallelRunConfig": "prefect_parallelrun.config",
     "ParallelRunResult": "prefect_parallelrun.report",
+    "ParallelRunSettings": "prefect_parallelrun.settings",
     "ParallelRunStep": "prefect_parallelrun.step",
     "TabularDataset": "prefect_parallelrun.plan",
+    "get_settings": "prefect_parallelrun.settings",
     "parallel_run": "prefect_parallelrun.dispatch",
 }
 __all__ = [
@@ -37,8 +40,10 @@ __all__ = [
     "FileDataset",
     "ParallelRunConfig",
     "ParallelRunResult",
+    "ParallelRunSettings",
     "ParallelRunStep",
     "TabularDataset",
+    "get_settings",
     "parallel_run",
 ]
 

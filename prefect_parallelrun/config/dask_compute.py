@@ -178,18 +178,40 @@ class DaskCompute(Block):
 
     @model_validator(mode="after")
     def _address_or_cluster_class(self) -> DaskCompute:
-        # As in prefect-dask's DaskTaskRunner: one existing cluster or one to start, never both.
-        if self.address and self.cluster_class:
-            raise ValueError(
-                "DaskCompute takes either 'address' (a running scheduler) or 'cluster_class' "
-                "(a cluster to start), not both."
-            )
-        if self.address and (self.cluster_kwargs or self.adapt_kwargs):
-            raise ValueError(
-                "DaskCompute 'cluster_kwargs' and 'adapt_kwargs' apply to a cluster the job "
-                "starts; they cannot be used with 'address'."
-            )
+        check_cluster_choice(
+            self.address, self.cluster_class, self.cluster_kwargs, self.adapt_kwargs
+        )
         return self
+
+
+def check_cluster_choice(
+    address: str | None, cluster_class: str | None, cluster_kwargs: dict | None,
+    adapt_kwargs: dict | None,
+) -> None:
+    """Check that a DaskCompute names one running scheduler or one cluster to start.
+
+    As in prefect-dask's DaskTaskRunner: one existing cluster or one to start, never both.
+
+    Args:
+        address: The running scheduler's address, if any.
+        cluster_class: The dotted path of the cluster class to start, if any.
+        cluster_kwargs: Arguments for the cluster the job starts.
+        adapt_kwargs: Adaptive scaling arguments for the cluster the job starts.
+
+    Raises:
+        ValueError: Both `address` and `cluster_class` are set, or `address` comes with
+            arguments that apply only to a cluster the job starts.
+    """
+    if address and cluster_class:
+        raise ValueError(
+            "DaskCompute takes either 'address' (a running scheduler) or 'cluster_class' "
+            "(a cluster to start), not both."
+        )
+    if address and (cluster_kwargs or adapt_kwargs):
+        raise ValueError(
+            "DaskCompute 'cluster_kwargs' and 'adapt_kwargs' apply to a cluster the job "
+            "starts; they cannot be used with 'address'."
+        )
 
 
 PEM_MARK = "-----BEGIN"

@@ -43,6 +43,7 @@ from prefect_parallelrun.report import (
     ProgressReporter,
     current_listener,
 )
+from prefect_parallelrun.settings import get_settings
 
 
 @flow(name="parallel-run", flow_run_name="{name}", persist_result=False, log_prints=False)
@@ -217,6 +218,7 @@ def _process_spec(
     config: ParallelRunConfig, arguments: list[str], job_id: str,
     folder: OutputFolder | None, logs: JobLogs, requirements: list[str],
 ) -> ProcessSpec:
+    settings = get_settings()
     return ProcessSpec(
         job_id=job_id,
         entry_script=config.entry_script,
@@ -231,6 +233,12 @@ def _process_spec(
         run_invocation_timeout=float(config.run_invocation_timeout),
         process_count_per_node=config.process_count_per_node,
         requirements=requirements,
+        init_timeout=settings.init_timeout_seconds,
+        max_failed_starts=settings.max_failed_starts,
+        liveness_check_seconds=settings.liveness_check_seconds,
+        orphan_check_seconds=settings.orphan_check_seconds,
+        max_log_records_per_run=settings.max_log_records_per_run,
+        max_log_message_chars=settings.max_log_message_chars,
     )
 
 

@@ -37,6 +37,7 @@ from distributed import Client
 from distributed.comm.addressing import parse_address, parse_host_port
 from distributed.security import Security
 
+from prefect_parallelrun.config.dask_compute import check_cluster_choice
 from prefect_parallelrun.execute.hardware import default_process_count
 from prefect_parallelrun.execute.local_cluster import local_cluster
 
@@ -336,11 +337,10 @@ def _from_block(
             f"compute_target must be 'local', a scheduler address or a DaskCompute block; got "
             f"a {type(block).__name__} ({exc})."
         ) from exc
-    if address and cluster_class:
-        raise ComputeTargetError(
-            "A DaskCompute block takes either 'address' (a running scheduler) or 'cluster_class' "
-            "(a cluster to start), not both."
-        )
+    try:  # a stand-in object is not validated as the block is
+        check_cluster_choice(address, cluster_class, cluster_kwargs, adapt_kwargs)
+    except ValueError as exc:
+        raise ComputeTargetError(str(exc)) from None
     # A stand-in object with the four fields only (no TLS settings) will do.
     tls_settings = block.tls_settings() if hasattr(block, "tls_settings") else {}
     if address:

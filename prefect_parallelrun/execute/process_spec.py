@@ -40,6 +40,14 @@ class ProcessSpec:
     """Seconds a process may take to import the script and run init(); None: no limit."""
     max_failed_starts: int = 3
     """Failed starts in a row in one slot after which attempts are marked `fatal`."""
+    liveness_check_seconds: float = 1.0
+    """How often a worker thread waiting for a result checks that its process still lives."""
+    orphan_check_seconds: float = 1.0
+    """How often an entry-script process checks that its worker still lives."""
+    max_log_records_per_run: int = 500
+    """Log records one run() call sends to the Prefect logs; the rest stay in its log file."""
+    max_log_message_chars: int = 4000
+    """Longest log message sent to the Prefect logs; longer ones are cut there."""
     requirements: list[str] = field(default_factory=list)
     """Pip requirements each worker is checked for when it sets up (`check_environment`)."""
     mini_batch_reader: str = DEFAULT_MINI_BATCH_READER
@@ -73,8 +81,12 @@ class ProcessSpec:
             raise ValueError(
                 f"process_count_per_node must be > 0; got {self.process_count_per_node}."
             )
-        if self.max_failed_starts <= 0:
-            raise ValueError(f"max_failed_starts must be > 0; got {self.max_failed_starts}.")
+        for name in ("max_failed_starts", "liveness_check_seconds", "orphan_check_seconds",
+                     "max_log_records_per_run", "max_log_message_chars"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0; got {getattr(self, name)}.")
+        if self.init_timeout is not None and self.init_timeout <= 0:
+            raise ValueError(f"init_timeout must be > 0 or None; got {self.init_timeout}.")
 
     @property
     def import_root(self) -> str:
