@@ -1,7 +1,8 @@
 """Dispatch against what users would pick instead: the same busy() calls, 2 processes each.
 
-Rows W1 (1,000 x 100 ms of CPU) and W4 cpu (200 x 1 s of CPU) of bench_dispatch.py, each run
-by every competitor, one after another, in each run:
+Rows W1 (1,000 x 100 ms of CPU) and W4 cpu (200 x 1 s of CPU) of bench_dispatch.py, and in a
+table of its own (`--rows W2`) W2 (20,000 x 1 ms), each run by every competitor, one after
+another, in each run (W2 leaves out the two that make a Prefect task run per mini-batch):
 
     client.map                  on a cluster of the kind the "local" target starts (the floor)
     parallel_run                a job over one file per mini-batch, in a fresh process, on
@@ -19,6 +20,7 @@ pools and Ray start before (untimed), and each warms up with one call. Ratios ar
 pair by pair within a run, then the median over the runs is shown.
 
     .venv/bin/python benchmarks/bench_peers.py [--quick | --tiny] [--rows W1] [--write-docs]
+    .venv/bin/python benchmarks/bench_peers.py --rows W2 [--write-docs]
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ from bench_dispatch import (
 )
 
 ROWS = ("W1", "W4 cpu")
+# Workload 2 (many small mini-batches) is published in a table of its own.
+SMALL_ROWS = "W2"
+# Above this many mini-batches, the competitors that make one Prefect task run each are not
+# run: at the ~20 task runs a second one API server records, 20,000 take a quarter of an hour
+# each, and W1 already measures their cost per task run.
+MAX_TASK_RUNS = 5000
 FLOOR = "client.map"
 OURS = "parallel_run"
 COMPETITORS = (FLOOR, OURS, "one Prefect task each", "DaskTaskRunner .map",
@@ -160,8 +168,14 @@ def one_run(workload: Workload, count: int, folder: Path) -> dict[str, float | s
         address = cluster.scheduler_address
         times[FLOOR] = time_client_map(client, workload, count)
         times[OURS] = job_in_fresh_process(workload, count, inputs, "auto", address)["seconds"]
-        times["one Prefect task each"] = attempt(time_prefect_tasks, client, workload, count)
-        times["DaskTaskRunner .map"] = attempt(time_dask_task_runner, address, workload, count)
+        if count > MAX_TASK_RUNS:
+            reason = (f"not run: {count:,} Prefect task runs take about {count / 20 / 60:.0f} "
+                      "min at the ~20 a second one API server records; see W1 for their cost")
+            times["one Prefect task each"] = times["DaskTaskRunner .map"] = reason
+        else:
+            times["one Prefect task each"] = attempt(time_prefect_tasks, client, workload, count)
+            times["DaskTaskRunner .map"] = attempt(time_dask_task_runner, address, workload,
+                                                   count)
     times["multiprocessing.Pool.imap"] = attempt(time_pool, workload, count)
     ray_times = attempt(time_ray, workload, count)
     for name in ("Ray Data tasks", "Ray Data actors"):
@@ -224,7 +238,7 @@ def table(results: dict[str, tuple[Workload, int, list[dict]]], mode: common.Mod
 
 
 def plot(results: dict[str, tuple[Workload, int, list[dict]]], mode: common.Mode,
-         write_docs: bool) -> None:
+         name: str, write_docs: bool) -> None:
     def draw(axes: object) -> None:
         height = 0.8 / max(1, len(results))
         for offset, (name, (_, count, lines)) in enumerate(results.items()):
@@ -242,12 +256,13 @@ def plot(results: dict[str, tuple[Workload, int, list[dict]]], mode: common.Mode
         axes.set_title("Dispatch, 2 processes" + common.mode_caption(mode))
         axes.legend(fontsize=8)
 
-    common.save_plot("peers", draw, write_docs)
+    common.save_plot(name, draw, write_docs)
 
 
 def main() -> None:
     parser = common.parser(__doc__.splitlines()[0])
-    parser.add_argument("--rows", default=",".join(ROWS), help="W1, W4 cpu or both")
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"W1, W4 cpu or both; or {SMALL_ROWS} alone (a table of its own)")
     options = parser.parse_args()
     mode = common.mode_of(options)
     # Before Prefect is imported: the references' flows would log every task run at INFO.
@@ -260,8 +275,11 @@ def main() -> None:
     start_shared_api()
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name in options.rows.split(","):
-            workload = by_name[name.strip()]
+        rows = [name.strip() for name in options.rows.split(",")]
+        if SMALL_ROWS in rows and len(rows) > 1:
+            raise SystemExit(f"--rows {SMALL_ROWS} has a table of its own: run it alone.")
+        for name in rows:
+            workload = by_name[name]
             count = int(mode.pick(workload.count, workload.count // 10,
                                   max(2, workload.count // 100)))
             runs = []
@@ -269,8 +287,9 @@ def main() -> None:
                 runs.append(one_run(workload, count, Path(folder) / f"{number}"))
                 print(f"{workload.name} run {number + 1}: {runs[-1]}", flush=True)
             results[workload.name] = (workload, count, summarize(workload, runs))
-        common.publish("peers", table(results, mode), options.write_docs)
-        plot(results, mode, options.write_docs)
+        block = "peers-small" if rows == [SMALL_ROWS] else "peers"
+        common.publish(block, table(results, mode), options.write_docs)
+        plot(results, mode, block, options.write_docs)
 
 
 if __name__ == "__main__":

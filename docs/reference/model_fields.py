@@ -2,7 +2,8 @@
 
 A line `<!-- fields: prefect_parallelrun.ParallelRunConfig -->` in a page becomes a table of
 that model's fields (name, type, default, description), the same descriptions the Prefect UI
-shows in the block's form, so the reference never drifts from the code.
+shows in the block's form, so the reference never drifts from the code. A settings model also
+gets a column with each field's environment variable.
 """
 
 from __future__ import annotations
@@ -31,12 +32,18 @@ def _model(path: str) -> type[BaseModel]:
 
 
 def _fields_table(model: type[BaseModel]) -> str:
-    lines = ["| field | type | default | description |", "|---|---|---|---|"]
+    # A settings model (env_prefix in its config) also gets its environment variables.
+    prefix = model.model_config.get("env_prefix")
+    header = "| field | type | default | description |"
+    if prefix:
+        header = "| setting | environment variable | type | default | description |"
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     for name, field in model.model_fields.items():
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        lines.append(
-            f"| **{name}** | `{_type_name(field.annotation)}` | {_default(field)} | {description} |"
-        )
+        cells = [f"**{name}**", f"`{_type_name(field.annotation)}`", _default(field), description]
+        if prefix:
+            cells.insert(1, f"`{prefix}{name.upper()}`")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
