@@ -10,7 +10,6 @@ has no counterpart and is ignored, the docker section with one warning.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import warnings
 from collections.abc import Mapping
@@ -20,8 +19,8 @@ from types import FrameType
 from typing import Any
 
 import yaml
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+
+from prefect_parallelrun.config.conda_requirements import AzureEnvironmentError, conda_requirements
 
 # Keys of Azure ML's serialized Environment (azureml.core.Environment._serialize_to_dict).
 AZURE_ENVIRONMENT_KEYS = frozenset({
@@ -31,16 +30,7 @@ AZURE_ENVIRONMENT_KEYS = frozenset({
 # Environment.save_to_directory's layout, which older SDKs name in `environment_dir_path`.
 DEFINITION_FILE_NAME = "azureml_environment.json"
 CONDA_FILE_NAME = "conda_dependencies.yml"
-# Azure ML's own runtime, which its ParallelRunStep requires in every environment; this package
-# takes its place, so asking the workers for it would fail every migrated job for nothing.
-AZURE_RUNTIME_PACKAGES = frozenset({
-    "azureml-core", "azureml-defaults", "azureml-dataset-runtime", "azureml-dataprep",
-    "azureml-pipeline", "azureml-pipeline-core", "azureml-pipeline-steps", "azureml-sdk",
-})
 _CONFIG_STAGE_DIR = str(Path(__file__).parent)
-# The interpreter and the installer are conda entries but not packages a script imports.
-_NOT_PACKAGES = frozenset({"python", "pip"})
-_CONDA_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<constraint>.*)$")
 ENVIRONMENT_FORMS = (
     "a pip requirements list, the path of a requirements file, conda YAML or Azure ML "
     "Environment file, or an Azure ML Environment mapping"
@@ -49,10 +39,6 @@ ENVIRONMENT_FORMS = (
 
 class AzureEnvironmentWarning(UserWarning):
     """A part of an Azure ML Environment that has no counterpart here and is ignored."""
-
-
-class AzureEnvironmentError(ValueError):
-    """An `environment` that names no usable requirements; the message says which part."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +59,19 @@ def translate_environment(value: Any) -> TranslatedEnvironment:
     An Azure Environment mapping, or the path of an Azure Environment file (YAML or JSON) or
     of an `Environment.save_to_directory` folder, becomes a pip requirements list. A relative
     path is relative to the working directory, as Azure ML's own `load_yaml` reads it. A conda
-    YAML file or requirements file stays a path: the job reads it when it starts.
+    YAML file or requirements file stays a path: the job reads it when it starts. The parts of
+    an Azure Environment with no counterpart here are ignored with an `AzureEnvironmentWarning`.
+
+    Args:
+        value: A config's `environment`, as given or as read from YAML.
+
+    Returns:
+        The requirements for the config's `environment`, and the Azure Environment's variables
+        (empty when `value` was not an Azure Environment).
+
+    Raises:
+        AzureEnvironmentError: An Azure Environment (mapping, file or folder) that cannot be
+            read or names no usable requirements; the message names the part to fix.
     """
     if isinstance(value, Mapping):
         return _from_mapping(value, "environment")
@@ -87,7 +85,18 @@ def translate_environment(value: Any) -> TranslatedEnvironment:
 
 
 def environment_from_directory(folder: Any) -> TranslatedEnvironment:
-    """An environment saved by Azure ML's `Environment.save_to_directory`."""
+    """Read an environment saved by Azure ML's `Environment.save_to_directory`.
+
+    Args:
+        folder: The folder's path (older SDKs name it in `environment_dir_path`).
+
+    Returns:
+        The environment's pip requirements and its environment variables.
+
+    Raises:
+        AzureEnvironmentError: The folder holds no `azureml_environment.json`, or its files
+            cannot be read or name no usable requirements.
+    """
     definition_path = Path(str(folder)) / DEFINITION_FILE_NAME
     if not isinstance(folder, str) or not definition_path.is_file():
         raise AzureEnvironmentError(
@@ -179,65 +188,6 @@ def _python_requirements(python: Any, where: str) -> list[str] | None:
             "dependencies list."
         )
     return conda_requirements(conda, f"{where}: python.condaDependencies")
-
-
-def conda_requirements(conda: Mapping[str, Any], where: str) -> list[str]:
-    """The pip requirements of a conda environment: its conda packages and its pip list.
-
-    `python` and `pip` are skipped (the interpreter and the installer), so are Azure ML's
-    runtime packages, pip options (`--extra-index-url`) and conda channels: the workers' pip
-    configuration says where packages come from.
-    """
-    dependencies = conda.get("dependencies") or []
-    if not isinstance(dependencies, list):
-        raise AzureEnvironmentError(f"{where}: dependencies must be a list of package specs.")
-    requirements: list[str] = []
-    for entry in dependencies:
-        if isinstance(entry, Mapping) and isinstance(entry.get("pip"), list):
-            requirements += [
-                str(line).strip() for line in entry["pip"]
-                if not str(line).strip().startswith("-")
-            ]
-        elif isinstance(entry, str):
-            requirements.append(_pip_requirement_for_conda(entry))
-        else:
-            raise AzureEnvironmentError(
-                f"{where}: each dependency must be a conda package spec such as "
-                f"'numpy=1.24' or a 'pip:' list; got {entry!r}."
-            )
-    return [line for line in requirements if line and not _is_skipped(line)]
-
-
-def _pip_requirement_for_conda(spec: str) -> str:
-    """`numpy=1.24` (conda: any 1.24.x) as pip's `numpy==1.24.*`; the name alone when the
-    constraint has no pip equivalent, so that the package is still checked."""
-    match = _CONDA_SPEC.match(spec.split("::")[-1].strip())
-    if match is None:
-        return ""
-    name, constraint = match.group("name"), match.group("constraint").strip()
-    if not constraint:
-        return name
-    if constraint[0] == "=" and not constraint.startswith("=="):
-        version = constraint[1:].split("=")[0]
-        constraint = "==" + (version if version.endswith("*") else version + ".*")
-    elif constraint[0].isdigit():
-        version = constraint.split()[0]
-        constraint = "==" + (version if version.endswith("*") else version + ".*")
-    elif constraint.startswith("=="):
-        constraint = "==" + constraint[2:].split("=")[0]
-    constraint = re.sub(r"(?<=\d)\*", ".*", constraint.replace(" ", ""))
-    try:
-        return str(Requirement(name + constraint))
-    except InvalidRequirement:
-        return name
-
-
-def _is_skipped(line: str) -> bool:
-    try:
-        name = canonicalize_name(Requirement(line).name)
-    except InvalidRequirement:
-        return False  # a URL or path: kept, the job decides what it can check
-    return name in _NOT_PACKAGES or name in AZURE_RUNTIME_PACKAGES
 
 
 def _environment_variables(variables: Any, where: str) -> dict[str, str]:

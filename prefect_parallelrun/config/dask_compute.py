@@ -10,6 +10,14 @@ from pydantic import ConfigDict, Field, SecretStr, model_validator
 from prefect_parallelrun.config.documentation import docs_page
 
 
+def _as_pem(credential: str, path_field: str) -> Any:
+    """The field holding `credential` as PEM text, the alternative to the file at `path_field`."""
+    return Field(
+        default=None,
+        description=f"{credential} as PEM text, kept secret in the block (or {path_field}).",
+    )
+
+
 class DaskCompute(Block):
     """The Dask cluster a parallel run uses: an existing scheduler, or a cluster class to start.
 
@@ -21,6 +29,13 @@ class DaskCompute(Block):
     key, each as a file path (`tls_ca_file`, ...) or as PEM text (`tls_ca_pem`, ...), which the
     block keeps as a secret: masked in the UI and in flow-run parameters, never logged. A
     `cluster_class` that takes a `security` argument receives the same settings.
+
+    Raises:
+        ValueError: A `pydantic.ValidationError` naming the fields: `address` and
+            `cluster_class` are both set, `cluster_kwargs` or `adapt_kwargs` come with
+            `address`, or the TLS settings are inconsistent (a file path and PEM text for one
+            credential, text that is not PEM, no CA or no client certificate, TLS settings
+            with neither `address` nor `cluster_class`).
 
     Example:
         Load a saved cluster description and use it as a config's compute target:
@@ -86,24 +101,9 @@ class DaskCompute(Block):
         default=None,
         description="Path of this client's private key (PEM), when it is not in the certificate.",
     )
-    tls_ca_pem: SecretStr | None = Field(
-        default=None,
-        description="The CA certificate as PEM text, kept secret in the block (or tls_ca_file).",
-    )
-    tls_client_cert_pem: SecretStr | None = Field(
-        default=None,
-        description=(
-            "This client's certificate as PEM text, kept secret in the block "
-            "(or tls_client_cert)."
-        ),
-    )
-    tls_client_key_pem: SecretStr | None = Field(
-        default=None,
-        description=(
-            "This client's private key as PEM text, kept secret in the block "
-            "(or tls_client_key)."
-        ),
-    )
+    tls_ca_pem: SecretStr | None = _as_pem("The CA certificate", "tls_ca_file")
+    tls_client_cert_pem: SecretStr | None = _as_pem("This client's certificate", "tls_client_cert")
+    tls_client_key_pem: SecretStr | None = _as_pem("This client's private key", "tls_client_key")
     require_encryption: bool | None = Field(
         default=None,
         description=(
@@ -123,8 +123,12 @@ class DaskCompute(Block):
         """The block's TLS settings as `distributed.security.Security` keyword arguments.
 
         PEM text is given to Dask as it is (Dask takes a value with a line break as the
-        certificate itself, not a path); nothing is written here. Empty when the block has
-        no TLS settings, so that Dask's own configuration applies.
+        certificate itself, not a path); nothing is written here.
+
+        Returns:
+            `tls_ca_file`, `tls_client_cert`, `tls_client_key` (each a path or PEM text) and
+            `require_encryption`, those that are set; empty when the block has no TLS
+            settings, so that Dask's own configuration applies.
         """
         settings: dict[str, str | bool] = {}
         for dask_name, path_field, pem_field in TLS_FIELDS:
@@ -138,7 +142,11 @@ class DaskCompute(Block):
         return settings
 
     def fields_in_clear(self) -> dict[str, Any]:
-        """Every field as plain JSON-able values, PEM text in clear (for a YAML file)."""
+        """Every field as plain JSON-able values, PEM text in clear (for a YAML file).
+
+        Returns:
+            The fields by name; the PEM fields that are set hold their text.
+        """
         fields = self.model_dump(mode="json", exclude={"block_type_slug"})
         for _, _, pem_field in TLS_FIELDS:
             if getattr(self, pem_field) is not None:

@@ -14,5 +14,13 @@ DOCS_SITE = "https://prefect-parallelrun.github.io/prefect-parallelrun/"
 
 
 def docs_page(page: str, anchor: str = "") -> str:
-    """The docs site's address of `docs/<page>.md`, at the heading `anchor` when given."""
+    """The docs site's address of `docs/<page>.md`, at the heading `anchor` when given.
+
+    Args:
+        page: The page's path under `docs/`, without `.md`, such as `reference/config`.
+        anchor: The heading's anchor on the page, if any.
+
+    Returns:
+        The page's URL, ending in `/` or in `#anchor`.
+    """
     return f"{DOCS_SITE}{page}/" + (f"#{anchor}" if anchor else "")

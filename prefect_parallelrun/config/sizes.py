@@ -22,7 +22,18 @@ class MiniBatchSize:
 
 
 def parse_mini_batch_size(raw: int | str) -> MiniBatchSize:
-    """Parse `mini_batch_size`; raise ValueError naming the accepted forms."""
+    """Parse `mini_batch_size`: a count, or bytes with a KB, MB or GB unit (binary units).
+
+    Args:
+        raw: An integer, or a string such as `"1024"`, `"1024 KB"`, `"10MB"` or `"1 GB"`.
+
+    Returns:
+        The count or the number of bytes, and whether a unit was given.
+
+    Raises:
+        ValueError: `raw` is not one of the accepted forms (the message lists them), or is
+            not greater than 0.
+    """
     if isinstance(raw, bool):
         raise ValueError(f"mini_batch_size must be {ACCEPTED_FORMS}; got {raw!r}.")
     if isinstance(raw, int):
