@@ -135,3 +135,16 @@ def test_a_drain_calls_shutdown_and_leaves_the_slot_stopped(warm_slot: Slot) -> 
     assert warm_slot.events() == ["init", "shutdown"]
     assert warm_slot.status is SlotStatus.STOPPED and warm_slot.pid is None and gone(pid)
     assert warm_slot.shutdown(time.monotonic() + 60) is None
+
+
+def test_the_log_caps_of_the_spec_reach_the_process(make_slot: Callable[..., Slot]) -> None:
+    slot = make_slot(max_log_records_per_run=2, max_log_message_chars=10)
+    result = slot.run_items("log", "log", "log")
+
+    assert result.status == "succeeded", result.error
+    kept, note = result.log_records[:2], result.log_records[2:]
+    assert [level for level, _ in kept] == ["WARNING", "WARNING"]
+    assert all(message == "scoring mb [...]" for _, message in kept), kept
+    assert note == [
+        ("WARNING", "1 more log records of this run are only in the process's log file.")
+    ]

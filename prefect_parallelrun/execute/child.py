@@ -1,9 +1,11 @@
 """An entry-script process: `python -m prefect_parallelrun.execute.child`.
 
-Started by a worker's `ProcessSlot` (`entry_process.py`), it loads the user's script once
-(`loaded_script.py`), calls `init()` once, then serves mini-batches one at a time until the
-worker asks it to shut down or goes away; a watch kills the process group if the worker dies.
-The protocol is in `protocol.py`; stdout and stderr are the user's (redirected to files).
+Started by a worker's `ProcessSlot` (through `EntryScriptProcess`, `entry_process.py`), it
+loads the user's script once (`loaded_script.py`), calls `init()` once, then serves
+mini-batches one at a time until the worker asks it to shut down or goes away. A watch kills
+the process group if the worker dies; how often it looks comes on the command line, so that it
+watches before anything is read. The protocol is in `protocol.py`; stdout and stderr are the
+user's (redirected to files).
 """
 
 from __future__ import annotations
@@ -20,12 +22,23 @@ from prefect_parallelrun.execute.loaded_script import LoadedScript
 from prefect_parallelrun.execute.protocol import ProcessStart, Ready, ShutdownRequest
 from prefect_parallelrun.execute.script_errors import start_failed
 
-_ORPHAN_CHECK_SECONDS = 1.0
-
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve one worker until it asks for a shutdown or goes away.
+
+    The command line names the pipes to the worker and how to watch it; everything else
+    (the script, its settings) comes in the `ProcessStart` message. Exceptions raised by the
+    script are sent back as replies, never raised here.
+
+    Args:
+        argv: The command-line arguments; None: `sys.argv[1:]`.
+
+    Returns:
+        The exit code: 0 after a shutdown or when the worker closed the pipe, 1 when the
+        script could not be imported or its init() raised.
+    """
     args = _parse_args(argv)
-    _exit_when_orphaned(args.parent_pid)
+    _exit_when_orphaned(args.parent_pid, args.orphan_check_seconds)
     requests = Connection(args.requests_fd, writable=False)
     replies = Connection(args.replies_fd, readable=False)
     script = _start(requests.recv(), replies)
@@ -65,15 +78,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--requests-fd", type=int, required=True)
     parser.add_argument("--replies-fd", type=int, required=True)
+    parser.add_argument("--orphan-check-seconds", type=float, required=True)
     return parser.parse_args(argv)
 
 
-def _exit_when_orphaned(parent_pid: int) -> None:
+def _exit_when_orphaned(parent_pid: int, check_seconds: float) -> None:
     # A worker killed outright cannot stop its processes; each one notices that it has been
     # re-parented and kills its own process group (itself and whatever the script started).
     def watch() -> None:
         while os.getppid() == parent_pid:
-            time.sleep(_ORPHAN_CHECK_SECONDS)
+            time.sleep(check_seconds)
         os.killpg(os.getpgrp(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="exit-when-orphaned", daemon=True).start()

@@ -24,9 +24,6 @@ from prefect_parallelrun.execute.process_spec import ProcessSpec
 from prefect_parallelrun.execute.protocol import ProcessStart
 
 _CHILD_MODULE = "prefect_parallelrun.execute.child"
-# How often a waiting worker thread checks that its process still lives, in case a process the
-# script started keeps the reply pipe open after the entry-script process itself died.
-_LIVENESS_CHECK_SECONDS = 1.0
 
 
 class NoReply(enum.Enum):
@@ -37,21 +34,54 @@ class NoReply(enum.Enum):
 
 
 class EntryScriptProcess:
-    """One running entry-script process: its Popen, its two pipe ends, its private folder."""
+    """One running entry-script process: its Popen, its two pipe ends, its private folder.
+
+    Made by `spawn`; the worker thread holding its `ProcessSlot` sends it requests and waits
+    for its replies, and `kill` may come from any thread. `retire` frees what it holds.
+
+    Args:
+        popen: The running process.
+        requests_fd: The pipe end the worker writes requests to; closed by `retire`.
+        replies_fd: The pipe end the worker reads replies from; closed by `retire`.
+        root: The process's private folder (working directory, scratch), removed by `retire`.
+        liveness_check_seconds: How often `receive` checks that the process still lives.
+    """
 
     def __init__(
-        self, popen: subprocess.Popen, requests: Connection, replies: Connection, root: str
+        self,
+        popen: subprocess.Popen,
+        requests_fd: int,
+        replies_fd: int,
+        root: str,
+        liveness_check_seconds: float,
     ):
         self.popen = popen
-        self._requests = requests
-        self._replies = replies
+        self._requests = Connection(requests_fd, readable=False)
+        self._replies = Connection(replies_fd, writable=False)
         self._root = root
+        # A process the script started may keep the reply pipe open after the entry-script
+        # process itself died, so a waiting thread also polls the process now and then.
+        self._liveness_check_seconds = liveness_check_seconds
 
     @classmethod
     def spawn(
         cls, spec: ProcessSpec, node: str, process: str, work_dir: str, cuda_device: str | None
     ) -> EntryScriptProcess:
-        """Start a process and send it its `ProcessStart`; it then imports the script."""
+        """Start a process in a new session and a folder of its own, and send it its start.
+
+        Args:
+            spec: The job's process settings.
+            node: The worker's name in the job, for the log folders.
+            process: The slot's name (`process001`...), for the log files and `ps`.
+            work_dir: The worker's folder under which the process gets its private folder.
+            cuda_device: The `CUDA_VISIBLE_DEVICES` value of the process; None: inherited.
+
+        Returns:
+            The started process; it may still be importing the script.
+
+        Raises:
+            OSError: The process could not be started.
+        """
         root = tempfile.mkdtemp(prefix=f"{process}-", dir=work_dir)
         cwd, scratch = os.path.join(root, "cwd"), os.path.join(root, "scratch")
         os.makedirs(cwd)
@@ -70,21 +100,24 @@ class EntryScriptProcess:
         finally:
             os.close(requests_read)
             os.close(replies_write)
-        spawned = cls(
-            popen,
-            Connection(requests_write, readable=False),
-            Connection(replies_read, writable=False),
-            root,
-        )
+        spawned = cls(popen, requests_write, replies_read, root, spec.liveness_check_seconds)
         spawned.send(ProcessStart(spec=spec, node=node, process=process, scratch_dir=scratch))
         return spawned
 
     @property
     def pid(self) -> int:
+        """The process id (also its process group's)."""
         return self.popen.pid
 
     def send(self, message: object) -> bool:
-        """Send a message; False when the process is gone."""
+        """Send a message (a `protocol` request) to the process.
+
+        Args:
+            message: The request, pickled onto the pipe.
+
+        Returns:
+            True when sent; False when the process is gone (its pipe is closed).
+        """
         try:
             self._requests.send(message)
         except OSError:
@@ -92,9 +125,18 @@ class EntryScriptProcess:
         return True
 
     def receive(self, deadline: float | None) -> Any:
-        """The next message, or `NoReply.TIMED_OUT` at `deadline` (monotonic), or `NoReply.DIED`."""
+        """Wait for the process's next message.
+
+        Args:
+            deadline: When to give up (`time.monotonic()` time); None: wait as long as the
+                process lives.
+
+        Returns:
+            The message (a `protocol` reply), or `NoReply.TIMED_OUT` at `deadline`, or
+            `NoReply.DIED` when the process ended or its pipe broke.
+        """
         while True:
-            wait = _LIVENESS_CHECK_SECONDS
+            wait = self._liveness_check_seconds
             if deadline is not None:
                 wait = min(wait, deadline - time.monotonic())
                 if wait <= 0:
@@ -115,7 +157,11 @@ class EntryScriptProcess:
             pass
 
     def retire(self) -> str:
-        """Kill what is left, reap the process, free its pipes and folder; say how it ended."""
+        """Kill what is left, reap the process, free its pipes and folder.
+
+        Returns:
+            How the process ended, for messages (`describe_exit`).
+        """
         self.kill()
         self.popen.wait()
         self._requests.close()
@@ -124,7 +170,11 @@ class EntryScriptProcess:
         return describe_exit(self.popen.returncode)
 
     def exit_after(self, seconds: float) -> None:
-        """Give the process `seconds` to exit by itself, then retire it."""
+        """Give the process `seconds` to exit by itself, then retire it.
+
+        Args:
+            seconds: How long to wait for the process to exit before it is killed.
+        """
         try:
             self.popen.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
@@ -145,32 +195,43 @@ def _start_child(
     command = [sys.executable, "-m", _CHILD_MODULE, "--job-id", spec.job_id]
     command += ["--process", process, "--parent-pid", str(os.getpid())]
     command += ["--requests-fd", str(requests_fd), "--replies-fd", str(replies_fd)]
+    command += ["--orphan-check-seconds", repr(spec.orphan_check_seconds)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if cuda_device is not None:
         env["CUDA_VISIBLE_DEVICES"] = cuda_device
     output = output_files(spec.logs_dir, node, process)
     with open(f"{output}.stdout.txt", "ab") as stdout, open(f"{output}.stderr.txt", "ab") as stderr:
         return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-            pass_fds=(requests_fd, replies_fd),
+            command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, cwd=cwd, env=env,
+            start_new_session=True, pass_fds=(requests_fd, replies_fd),
         )
 
 
 def output_files(logs_dir: str, node: str, process: str) -> str:
-    """`<logs>/user/stdout/<node>/<process>`, to which `.stdout.txt` and `.stderr.txt` are added."""
+    """Where a process's stdout and stderr go; makes the folder.
+
+    Args:
+        logs_dir: The job's logs folder.
+        node: The worker's name in the job.
+        process: The slot's name.
+
+    Returns:
+        `<logs>/user/stdout/<node>/<process>`, to which `.stdout.txt` and `.stderr.txt` are added.
+    """
     folder = os.path.join(logs_dir, "user", "stdout", node)
     os.makedirs(folder, exist_ok=True)
     return os.path.join(folder, process)
 
 
 def describe_exit(returncode: int | None) -> str:
-    """How a process ended, for messages: "exit code 3", "killed by signal SIGKILL"."""
+    """How a process ended, for messages.
+
+    Args:
+        returncode: `Popen.returncode`: None while running, negative for a signal.
+
+    Returns:
+        "exit code 3", "killed by signal SIGKILL", or "still running".
+    """
     if returncode is None:
         return "still running"
     if returncode < 0:

@@ -4,26 +4,24 @@ Loading prepares the process as a script written for Azure ML expects it (enviro
 `sys.argv`, `sys.path`, the `azureml_user.parallel_run` alias, the `EntryScript` logger), then
 imports the script and the mini-batch reader. Each mini-batch is read, given to run(), its
 result checked (one result per item) and, for append_row, staged as rows for the commit step.
-What the process says when any of it fails is in `script_errors.py`.
+Importing the script and the reader is in `script_import.py`; what the process says when any of
+it fails, in `script_errors.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import inspect
 import os
 import sys
 import types
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import ExitStack
 from multiprocessing.connection import Connection
 from typing import Any
 
 from prefect_parallelrun.execute import script_errors
 from prefect_parallelrun.execute.entry_script import (
-    EntryScript,
     MiniBatchContext,
     RunLogCollector,
     configure_process,
@@ -35,13 +33,26 @@ from prefect_parallelrun.execute.protocol import (
     RunStarted,
     ShutdownReply,
 )
-from prefect_parallelrun.execute.script_errors import ScriptLoadError
-
-MiniBatchReader = Callable[[Any, str], AbstractContextManager[Any]]
+from prefect_parallelrun.execute.script_import import (
+    MiniBatchReader,
+    import_reader,
+    import_script,
+    install_azureml_alias,
+)
 
 
 class LoadedScript:
-    """The user's script, imported and initialised in this process."""
+    """The user's script, imported and initialised in this process.
+
+    Made by `load`, once per process; then `init` once, `run_mini_batch` per mini-batch and
+    `shutdown` at the end, each from the process's one main thread.
+
+    Args:
+        start: The process's start message (its spec, node and name, scratch folder).
+        module: The imported script; it has a callable `run`.
+        read: The mini-batch reader: a context manager giving run()'s input.
+        collector: The collector of the records the script logs during each run().
+    """
 
     def __init__(
         self,
@@ -59,27 +70,67 @@ class LoadedScript:
 
     @classmethod
     def load(cls, start: ProcessStart) -> LoadedScript:
-        """Prepare the process as the script expects it and import the script."""
+        """Prepare the process as the script expects it and import the script.
+
+        Sets the job's environment variables, `AZUREML_BI_OUTPUT_PATH`, `sys.argv`,
+        `sys.path`, the `azureml_user.parallel_run` alias and the `EntryScript` logger (with
+        the spec's caps on the records sent back), then imports the mini-batch reader and the
+        script, which runs the script's top-level code.
+
+        Args:
+            start: The process's start message.
+
+        Returns:
+            The loaded script; its init() has not run yet.
+
+        Raises:
+            ScriptLoadError: The script is missing, cannot be imported as a module or has no
+                run(), or the mini-batch reader cannot be imported.
+            Exception: Whatever the script's top-level code raises (`SystemExit` included).
+        """
         spec = start.spec
         os.environ.update(spec.environment_variables)
         if spec.output_dir:
             os.environ["AZUREML_BI_OUTPUT_PATH"] = spec.output_dir
         sys.argv = [spec.entry_script, *spec.arguments]
         sys.path.insert(0, spec.import_root)
-        _install_azureml_alias()
+        install_azureml_alias()
         collector = configure_process(
-            start.node, start.process, spec.logs_dir, spec.output_dir, spec.logging_level
+            start.node,
+            start.process,
+            spec.logs_dir,
+            spec.output_dir,
+            spec.logging_level,
+            max_records_per_run=spec.max_log_records_per_run,
+            max_message_chars=spec.max_log_message_chars,
         )
-        read = _import_reader(spec.mini_batch_reader)
-        return cls(start, _import_script(spec.entry_script), read, collector)
+        read = import_reader(spec.mini_batch_reader)
+        return cls(start, import_script(spec.entry_script), read, collector)
 
     def init(self) -> None:
+        """Call the script's init(), when it has one.
+
+        Raises:
+            Exception: Whatever init() raises (`SystemExit` included).
+        """
         init = getattr(self._module, "init", None)
         if callable(init):
             init()
 
     def run_mini_batch(self, request: RunRequest, replies: Connection) -> RunReply:
-        """Read the mini-batch, call run() on it, check and stage the result."""
+        """Read the mini-batch, call run() on it, check and stage the result.
+
+        Sends `RunStarted` on `replies` once the mini-batch is read, so that the worker knows
+        its item count even if run() never returns. Never raises: every failure (the reader,
+        run(), a wrong result, staging) becomes the reply's `error`.
+
+        Args:
+            request: The mini-batch and the attempt number.
+            replies: The pipe to the worker.
+
+        Returns:
+            How run() went, with the records logged meanwhile.
+        """
         self._collector.start()
         try:
             reply = self._run_mini_batch(request, replies)
@@ -133,6 +184,12 @@ class LoadedScript:
         return stage_rows(staging_dir, mini_batch_id, attempt, format_rows(result, limit=items))
 
     def shutdown(self) -> ShutdownReply:
+        """Call the script's shutdown(), when it has one; never raises.
+
+        Returns:
+            The reply: its `error` says what shutdown() raised, None when it returned or the
+            script has none.
+        """
         shutdown = getattr(self._module, "shutdown", None)
         if not callable(shutdown):
             return ShutdownReply(None, None)
@@ -141,48 +198,6 @@ class LoadedScript:
         except (Exception, SystemExit) as exc:
             return script_errors.shutdown_raised(exc)
         return ShutdownReply(None, None)
-
-
-def _install_azureml_alias() -> None:
-    # `from azureml_user.parallel_run import EntryScript` is how Azure ML scripts get it.
-    package = types.ModuleType("azureml_user")
-    package.__path__ = []
-    module = types.ModuleType("azureml_user.parallel_run")
-    module.EntryScript = EntryScript  # type: ignore[attr-defined]
-    package.parallel_run = module  # type: ignore[attr-defined]
-    sys.modules.setdefault("azureml_user", package)
-    sys.modules.setdefault("azureml_user.parallel_run", module)
-
-
-def _import_script(path: str) -> types.ModuleType:
-    if not os.path.isfile(path):
-        raise ScriptLoadError(
-            f"The entry script {path} does not exist on this node. It must be at the same path "
-            "on every worker (the same machine, or a shared filesystem)."
-        )
-    name = os.path.splitext(os.path.basename(path))[0]
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ScriptLoadError(f"The entry script {path} cannot be imported as a Python module.")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    module_spec.loader.exec_module(module)
-    if not callable(getattr(module, "run", None)):
-        raise ScriptLoadError(
-            f"The entry script {path} has no run() function; define run(mini_batch)."
-        )
-    return module
-
-
-def _import_reader(dotted: str) -> MiniBatchReader:
-    module_name, _, attribute = dotted.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attribute)
-    except Exception as exc:
-        raise ScriptLoadError(
-            f"The mini-batch reader {dotted} cannot be imported ({type(exc).__name__}: {exc}); "
-            "the workers' Python environment may lack a package."
-        ) from exc
 
 
 def _takes_two_arguments(run: Callable[..., Any]) -> bool:

@@ -2,6 +2,10 @@
 and replaces, as distributed's Nanny does for a worker, and `SlotStatus`, its lifecycle.
 The process itself is an `EntryScriptProcess` (`entry_process.py`); what an attempt came to,
 with the message the user reads about it, is an `AttemptResult` (`results.py`).
+
+Over 250 lines because it is one state machine: every method reads and changes the slot's
+status and process together under one condition, and splitting it would spread that
+invariant over modules.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+from prefect_parallelrun.execute.attempt_record import AttemptRecord
 from prefect_parallelrun.execute.entry_process import EntryScriptProcess, NoReply, output_files
 from prefect_parallelrun.execute.process_spec import ProcessSpec
 from prefect_parallelrun.execute.protocol import (
@@ -22,9 +27,8 @@ from prefect_parallelrun.execute.protocol import (
     ShutdownRequest,
     StartFailed,
 )
-from prefect_parallelrun.execute.results import (
-    AttemptRecord,
-    AttemptResult,
+from prefect_parallelrun.execute.results import AttemptResult
+from prefect_parallelrun.execute.script_errors import (
     could_not_spawn,
     died_while_starting,
     init_timed_out,
@@ -57,6 +61,13 @@ class ProcessSlot:
     One worker thread at a time uses a slot (the `ProcessPool` hands it out). The process is
     started at the first use (or eagerly by `start`), kept for the next mini-batches, and
     replaced after a timeout, a crash or a failed start. `kill` may be called from any thread.
+
+    Args:
+        spec: The job's process settings.
+        node: The worker's name in the job.
+        name: The slot's name (`process001`...), also its processes' name.
+        work_dir: The worker's folder under which each process gets a private folder.
+        cuda_device: The `CUDA_VISIBLE_DEVICES` value of its processes; None: inherited.
     """
 
     def __init__(
@@ -76,10 +87,12 @@ class ProcessSlot:
 
     @property
     def status(self) -> SlotStatus:
+        """Where the slot is in its life."""
         return self._status
 
     @property
     def pid(self) -> int | None:
+        """The current process's id; None when the slot has none."""
         process = self._process
         return None if process is None else process.pid
 
@@ -97,7 +110,20 @@ class ProcessSlot:
             self._release(SlotStatus.SPAWNED if held is SlotStatus.EMPTY else held)
 
     def run(self, mini_batch: Any, attempt: int) -> AttemptResult:
-        """Run one mini-batch in this slot's process, starting a process first if needed."""
+        """Run one mini-batch in this slot's process, starting a process first if needed.
+
+        Waits for the slot to be free, then for the process's init() (`init_timeout`), then
+        for run() (`run_invocation_timeout`, timed from when run() is asked). A process that
+        fails, times out or dies is retired, and the next mini-batch starts a new one.
+
+        Args:
+            mini_batch: The mini-batch, sent to the process as it is.
+            attempt: The attempt's number.
+
+        Returns:
+            The attempt's result; every failure of the script or its process is one, and a
+            slot stopped meanwhile gives a "stopped" one.
+        """
         record = AttemptRecord(mini_batch, attempt, self.node, self.name, self.stderr_file)
         held = self._hold(SlotStatus.STARTING)
         if held is None:
@@ -175,8 +201,15 @@ class ProcessSlot:
     def shutdown(self, deadline: float) -> ShutdownReply | None:
         """Call the script's shutdown() in this slot's process and let it exit; then STOPPED.
 
-        Waits until `deadline` (monotonic) for a running mini-batch and for init(); a process
-        still busy then is killed. None when there was no process to shut down.
+        Waits for a running mini-batch and for init(); a process still busy at `deadline` is
+        killed.
+
+        Args:
+            deadline: When to stop waiting (`time.monotonic()` time).
+
+        Returns:
+            The process's reply; None when there was no process to shut down, or it did not
+            answer in time.
         """
         held = self._hold(SlotStatus.CLOSING, timeout=max(0.0, deadline - time.monotonic()))
         if held is None:

@@ -14,8 +14,13 @@ DEFAULT_MINI_BATCH_READER = "prefect_parallelrun.plan:open_mini_batch"
 class ProcessSpec:
     """The job-wide settings of the entry-script processes, sent once to every worker.
 
-    Paths must be valid on the workers (the same machine, or a shared filesystem).
-    `environment_variables` are secrets: they are kept out of `repr` and never logged.
+    Paths must be valid on the workers (the same machine, or a shared filesystem); local ones
+    are made absolute here, on the machine that builds the spec. `environment_variables` are
+    secrets: they are kept out of `repr` and never logged. The fields are below.
+
+    Raises:
+        ValueError: A field is out of range: an unknown `output_action` or `logging_level`,
+            append_row without a `staging_dir`, or a count, interval or timeout not > 0.
     """
 
     job_id: str
@@ -25,15 +30,22 @@ class ProcessSpec:
     logs_dir: str
     """The job's logs folder; processes write under its `user/` folder."""
     source_directory: str | None = None
+    """The script's folder, put first on its `sys.path`; None: the script's own folder."""
     arguments: list[str] = field(default_factory=list)
+    """The script's `sys.argv[1:]`."""
     environment_variables: dict[str, str] = field(default_factory=dict, repr=False)
+    """Set in each process before the script is imported."""
     output_dir: str | None = None
     """`AZUREML_BI_OUTPUT_PATH` and `EntryScript().output_dir`; None when the job has none."""
     staging_dir: str | None = None
     """Where append_row results are staged (a path or fsspec URL); needed for append_row."""
     output_action: str = "append_row"
+    """What run()'s results become: "append_row" (rows staged for the output file) or
+    "summary_only" (only counted)."""
     logging_level: str = "INFO"
+    """The level of the `EntryScript` logger."""
     run_invocation_timeout: float = 60.0
+    """Seconds one run() call may take before its process is killed."""
     process_count_per_node: int | None = None
     """Process slots per worker; None: one per visible GPU, else one per worker thread."""
     init_timeout: float | None = None

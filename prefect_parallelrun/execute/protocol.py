@@ -19,11 +19,19 @@ from typing import Any
 from prefect_parallelrun.execute.process_spec import ProcessSpec
 
 LogRecordTuple = tuple[str, str]
+"""A record the script logged during run(): its level name and its formatted message."""
 
 
 @dataclass(frozen=True)
 class ProcessStart:
-    """Who the process is and what it runs."""
+    """Who the process is and what it runs.
+
+    Args:
+        spec: The job's process settings.
+        node: The worker's name in the job.
+        process: The process slot's name.
+        scratch_dir: A private folder for the mini-batch reader's temporary files.
+    """
 
     spec: ProcessSpec
     node: str
@@ -38,7 +46,12 @@ class Ready:
 
 @dataclass(frozen=True)
 class StartFailed:
-    """The script could not be imported, or its init() raised; the process then exits."""
+    """The script could not be imported, or its init() raised; the process then exits.
+
+    Args:
+        error: The message for the user.
+        traceback: The script's traceback; None when there is none to show.
+    """
 
     error: str
     traceback: str | None
@@ -46,20 +59,41 @@ class StartFailed:
 
 @dataclass(frozen=True)
 class RunRequest:
+    """Run one mini-batch.
+
+    Args:
+        mini_batch: The mini-batch descriptor, given to the mini-batch reader.
+        attempt: The attempt's number, which names the staged rows.
+    """
+
     mini_batch: Any
     attempt: int
 
 
 @dataclass(frozen=True)
 class RunStarted:
-    """The mini-batch was read and run() is being called: from now on `items` is known."""
+    """The mini-batch was read and run() is being called: from now on `items` is known.
+
+    Args:
+        items: The mini-batch's items, as read.
+    """
 
     items: int
 
 
 @dataclass(frozen=True)
 class RunReply:
-    """How run() went. `error` is None when it returned a list, tuple or DataFrame."""
+    """How run() went.
+
+    Args:
+        items: The mini-batch's items (0 when it could not be read).
+        succeeded_items: Items with a result.
+        error: What went wrong; None when run() returned a list, tuple or DataFrame.
+        traceback: The traceback behind `error`, if any.
+        staged_rows: Where the result's append_row rows were staged; None without any.
+        log_records: What the script logged during run() (capped).
+        warnings: What the user should know about a good result (a short one, say).
+    """
 
     items: int
     succeeded_items: int
@@ -72,12 +106,17 @@ class RunReply:
 
 @dataclass(frozen=True)
 class ShutdownRequest:
-    pass
+    """Call the script's shutdown(), reply, and exit."""
 
 
 @dataclass(frozen=True)
 class ShutdownReply:
-    """shutdown() returned (`error` None), raised, or the script has none."""
+    """shutdown() returned, raised, or the script has none.
+
+    Args:
+        error: What shutdown() raised; None when it returned or there is none.
+        traceback: The script's traceback, when it raised.
+    """
 
     error: str | None
     traceback: str | None

@@ -1,17 +1,20 @@
 """`AttemptResult`: what one attempt of one mini-batch came to, as the dispatcher receives it.
 
-Also `AttemptRecord`, which times an attempt and builds its result, and every message the worker
-side writes about an attempt (a timeout, a dead process, a failed start, a stop), each a named
-constructor of `AttemptResult`, so that the texts a user reads live here and nowhere else.
+Every message the worker side writes about an attempt (a timeout, a dead process, a failed
+start, a stop) is a named constructor of `AttemptResult`, so that the texts a user reads live
+here and nowhere else. Each takes the attempt's `AttemptRecord` (`attempt_record.py`), which
+adds where it happened and builds the result.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from prefect_parallelrun.execute.protocol import RunReply, StartFailed
+
+if TYPE_CHECKING:
+    from prefect_parallelrun.execute.attempt_record import AttemptRecord
 
 AttemptStatus = Literal["succeeded", "failed", "timeout", "process_died", "init_failed"]
 
@@ -25,7 +28,26 @@ class AttemptResult:
     `traceback` the script's own. `fatal` means retrying is pointless and the job should end:
     the script failed to start `max_failed_starts` times in a row in one slot, or the worker
     lacks required packages. Until run() has read the mini-batch, `items` is the planned
-    `item_count` (0 when unknown).
+    `item_count` (0 when unknown). Made by the named constructors below.
+
+    Args:
+        mini_batch_id: The mini-batch's id.
+        mini_batch_index: The mini-batch's position in the job.
+        attempt: The attempt's number (the first is 1).
+        node: The worker's name in the job.
+        process: The process slot's name ("-" when no process was started).
+        started_at: When run() (or the attempt, if run() was never asked) started: `time.time()`.
+        seconds: How long it took.
+        items: The mini-batch's items.
+        succeeded_items: Items with a result.
+        failed_items: `items - succeeded_items`.
+        status: How the attempt ended.
+        error: The message for the user; None when it succeeded.
+        traceback: The script's traceback, if any.
+        staged_rows: Where the append_row rows were staged; None without any.
+        log_records: What the script logged during run(): `(level name, message)` pairs.
+        warnings: What the user should know about a good result.
+        fatal: Retrying is pointless: the job should end.
     """
 
     mini_batch_id: str
@@ -48,11 +70,20 @@ class AttemptResult:
 
     @property
     def succeeded(self) -> bool:
+        """Whether run() returned a result (a short one too)."""
         return self.status == "succeeded"
 
     @classmethod
     def from_reply(cls, record: AttemptRecord, reply: RunReply) -> AttemptResult:
-        """run() returned (or raised) in the process, which judged the result itself."""
+        """run() returned (or raised) in the process, which judged the result itself.
+
+        Args:
+            record: The attempt's record (where it ran, its clock).
+            reply: The process's reply.
+
+        Returns:
+            A "succeeded" result when the reply has no `error`, else a "failed" one.
+        """
         details = {
             "traceback": reply.traceback,
             "staged_rows": reply.staged_rows,
@@ -66,14 +97,31 @@ class AttemptResult:
 
     @classmethod
     def stopped(cls, record: AttemptRecord, items: int | None = None) -> AttemptResult:
-        """The job was stopped (aborted or cancelled) before or while the attempt ran."""
+        """The job was stopped (aborted or cancelled) before or while the attempt ran.
+
+        Args:
+            record: The attempt's record (where it ran, its clock).
+            items: The mini-batch's items when known; None: as planned.
+
+        Returns:
+            A "failed" result.
+        """
         items = record.declared_items if items is None else items
         cause = "the job was stopped while it ran; it is not finished."
         return record.finish("failed", items, cause=cause)
 
     @classmethod
     def timed_out(cls, record: AttemptRecord, items: int, timeout: float) -> AttemptResult:
-        """run() outlived `run_invocation_timeout` and its process was killed."""
+        """run() outlived `run_invocation_timeout` and its process was killed.
+
+        Args:
+            record: The attempt's record (where it ran, its clock).
+            items: The mini-batch's items.
+            timeout: The `run_invocation_timeout` it outlived, in seconds.
+
+        Returns:
+            A "timeout" result.
+        """
         cause = (
             f"run() did not return within run_invocation_timeout={timeout:g} seconds, so its "
             "process was killed; the next mini-batch in this slot starts a new one (init() "
@@ -85,7 +133,16 @@ class AttemptResult:
     def process_died(
         cls, record: AttemptRecord, items: int, exit_description: str
     ) -> AttemptResult:
-        """The process ended while it ran the mini-batch (`exit_description`: how it ended)."""
+        """The process ended while it ran the mini-batch.
+
+        Args:
+            record: The attempt's record (where it ran, its clock).
+            items: The mini-batch's items.
+            exit_description: How the process ended (`describe_exit`).
+
+        Returns:
+            A "process_died" result.
+        """
         cause = (
             f"the entry-script process died while running it ({exit_description}); the next "
             "mini-batch in this slot starts a new process. A crash in native code, os._exit() "
@@ -98,8 +155,17 @@ class AttemptResult:
     def start_failed(
         cls, record: AttemptRecord, failure: StartFailed, failed_starts: int, max_failed_starts: int
     ) -> AttemptResult:
-        """The process could not import the script or run init(): the `failed_starts`-th time
-        in a row in its slot, which is fatal from `max_failed_starts` on."""
+        """The process could not import the script or run init().
+
+        Args:
+            record: The attempt's record (where it ran, its clock).
+            failure: What the process (or the worker) said.
+            failed_starts: Failed starts in a row in the slot, this one included.
+            max_failed_starts: From this many on, the result is `fatal`.
+
+        Returns:
+            An "init_failed" result.
+        """
         fatal = failed_starts >= max_failed_starts
         cause = f"the entry script could not start. {sentence(failure.error)}"
         if fatal:
@@ -120,93 +186,27 @@ class AttemptResult:
 
     @classmethod
     def missing_packages(cls, record: AttemptRecord, missing: list[str]) -> AttemptResult:
-        """The worker lacks pip requirements of the job: fatal, no process was started."""
+        """The worker lacks pip requirements of the job: no process was started.
+
+        Args:
+            record: The attempt's record (where it ran, its clock).
+            missing: The requirements the worker lacks.
+
+        Returns:
+            A `fatal` "init_failed" result.
+        """
         cause = f"this worker lacks packages the job requires: {', '.join(missing)}."
         return record.finish("init_failed", record.declared_items, cause=cause, fatal=True)
 
 
-def could_not_spawn(exc: OSError) -> StartFailed:
-    """The worker could not start the process at all (no memory, too many processes...)."""
-    return StartFailed(f"The process could not be started: {exc}.", None)
-
-
-def init_timed_out(timeout: float) -> StartFailed:
-    """Importing the script and init() outlived `init_timeout`."""
-    return StartFailed(f"init() did not return within init_timeout={timeout:g} seconds.", None)
-
-
-def died_while_starting(exit_description: str) -> StartFailed:
-    """The process ended before it said it was ready."""
-    return StartFailed(f"The process died while starting ({exit_description}).", None)
-
-
-def describe_mini_batch(mini_batch: Any) -> str:
-    """`mini-batch 3 (id ..., what it holds)`, for messages; never raises."""
-    try:
-        what = mini_batch.describe()
-    except Exception:
-        what = None
-    details = f"id {mini_batch.id}" + (f": {what}" if what else "")
-    return f"mini-batch {mini_batch.index} ({details})"
-
-
-class AttemptRecord:
-    """Builds the `AttemptResult` of one attempt, with messages that say where and what to do."""
-
-    def __init__(self, mini_batch: Any, attempt: int, node: str, process: str, stderr_file: str):
-        self.mini_batch = mini_batch
-        self.attempt = attempt
-        self.node = node
-        self.process = process
-        self.stderr_file = stderr_file
-        self.started_at = time.time()
-        self._started = time.monotonic()
-
-    @property
-    def declared_items(self) -> int:
-        """The mini-batch's item count as planned, for attempts that end before it is read."""
-        return getattr(self.mini_batch, "item_count", None) or 0
-
-    def restart_clock(self) -> None:
-        """Start timing the run itself (waiting for init() is not part of it)."""
-        self.started_at = time.time()
-        self._started = time.monotonic()
-
-    def finish(
-        self,
-        status: AttemptStatus,
-        items: int,
-        succeeded_items: int = 0,
-        cause: str | None = None,
-        **details: Any,
-    ) -> AttemptResult:
-        """The result; `cause` (what went wrong) becomes the full `error` message."""
-        return AttemptResult(
-            mini_batch_id=self.mini_batch.id,
-            mini_batch_index=self.mini_batch.index,
-            attempt=self.attempt,
-            node=self.node,
-            process=self.process,
-            started_at=self.started_at,
-            seconds=round(time.monotonic() - self._started, 6),
-            items=items,
-            succeeded_items=succeeded_items,
-            failed_items=items - succeeded_items,
-            status=status,
-            error=None if cause is None else self._explain(cause),
-            **details,
-        )
-
-    def _explain(self, cause: str) -> str:
-        label = describe_mini_batch(self.mini_batch)
-        return (
-            f"{label[:1].upper()}{label[1:]} failed on attempt {self.attempt} in {self.process} "
-            f"on node {self.node}: {sentence(cause)} The script's output is in {self.stderr_file} "
-            "(and .stdout.txt)."
-        )
-
-
 def sentence(text: str) -> str:
-    """`text` ending with a full stop, for messages built from pieces."""
+    """End a piece of a message with a full stop.
+
+    Args:
+        text: The piece.
+
+    Returns:
+        `text` without trailing spaces, ending with ".", "!" or "?".
+    """
     text = text.rstrip()
     return text if text.endswith((".", "!", "?")) else f"{text}."
