@@ -142,7 +142,7 @@ class ParallelRunSettings(PrefectBaseSettings):
 
     # --- Environment installs on the workers ---
     packages_dir: str = Field(
-        default="~/.cache/prefect-parallelrun/packages",
+        default="~/.cache/prefect-parallelrun/packages", min_length=1,
         description="Read on each worker. Where install_environment=True keeps the packages "
         "it installs, one folder per Python version and requirement list.",
     )

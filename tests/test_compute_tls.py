@@ -18,11 +18,8 @@ from prefect.client.schemas.filters import (
 
 from prefect_parallelrun import DaskCompute
 from prefect_parallelrun.dispatch.flow import parallel_run
-from prefect_parallelrun.execute.compute import (
-    ComputeTargetError,
-    open_compute,
-    plain_tcp_warning,
-)
+from prefect_parallelrun.execute.compute import ComputeTargetError, open_compute
+from prefect_parallelrun.execute.compute_tls import plain_tcp_warning
 from tests.jobs import DaskProcesses, JobBench
 
 

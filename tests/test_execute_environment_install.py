@@ -19,11 +19,12 @@ from distributed import Client, LocalCluster
 from prefect_parallelrun import DaskCompute
 from prefect_parallelrun.execute.environment import MissingPackagesError
 from prefect_parallelrun.execute.environment_install import (
-    PACKAGES_DIR_VARIABLE,
     EnvironmentInstallError,
+    environment_on_workers,
+)
+from prefect_parallelrun.execute.environment_needs import (
     EnvironmentNeeds,
     conda_problems,
-    environment_on_workers,
     read_environment,
 )
 from tests.jobs import JobBench
@@ -36,7 +37,7 @@ NO_SUCH_PACKAGE = "prefect-parallelrun-no-such-package-xyz"
 def packages_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The workers' packages folder: the local cluster's workers inherit this variable."""
     folder = tmp_path / "worker-packages"
-    monkeypatch.setenv(PACKAGES_DIR_VARIABLE, str(folder))
+    monkeypatch.setenv("PREFECT_PARALLELRUN_PACKAGES_DIR", str(folder))
     assert importlib.util.find_spec(PACKAGE) is None, f"{PACKAGE} must not be installed here"
     yield folder
     assert importlib.util.find_spec(PACKAGE) is None, "the flow's environment gained a package"

@@ -22,7 +22,14 @@ Environment = None | str | os.PathLike[str] | Iterable[str] | Mapping[str, Any]
 
 
 class MissingPackagesError(RuntimeError):
-    """Some workers lack packages the job's environment requires."""
+    """Some workers lack packages the job's environment requires.
+
+    The message names each worker, what it lacks, and the `pip install` that fixes it.
+
+    Args:
+        missing: Each worker's address, with its problems as `missing_requirements` gives
+            them; kept as `self.missing`.
+    """
 
     def __init__(self, missing: dict[str, list[str]]):
         self.missing = missing
@@ -36,10 +43,20 @@ class MissingPackagesError(RuntimeError):
 
 
 def check_environment(client: Any, environment: Environment) -> list[str]:
-    """Check every worker now connected; raise `MissingPackagesError` naming what lacks.
+    """Check that every worker now connected has the job's pip requirements.
 
-    Returns the requirements checked, to put in `ProcessSpec.requirements`, so that workers
-    that join later are checked too (their mini-batches then fail as fatal).
+    Args:
+        client: The job's `distributed.Client`.
+        environment: The config's `environment`.
+
+    Returns:
+        The requirements checked, to put in `ProcessSpec.requirements`, so that workers that
+        join later are checked too (their mini-batches then fail as fatal).
+
+    Raises:
+        MissingPackagesError: A worker lacks a requirement, or has too old a version.
+        OSError: A file the environment names cannot be read.
+        ValueError: A conda environment's `dependencies` is not a list.
     """
     requirements = read_requirements(environment)
     if not requirements:
@@ -52,7 +69,22 @@ def check_environment(client: Any, environment: Environment) -> list[str]:
 
 
 def read_requirements(environment: Environment) -> list[str]:
-    """The pip requirements an `environment` names (lines that are not requirements skipped)."""
+    """The pip requirements an `environment` names.
+
+    Lines that are not requirements (options, URLs and paths to install from, comments) are
+    skipped; `-r` includes of a requirements file are followed.
+
+    Args:
+        environment: A list of pip requirements, a requirements file, a conda-style YAML
+            file or mapping (its `pip:` list), or None.
+
+    Returns:
+        The requirements, in order; empty for None.
+
+    Raises:
+        OSError: A file it names cannot be read.
+        ValueError: A conda environment's `dependencies` is not a list.
+    """
     if environment is None:
         return []
     if isinstance(environment, Mapping):
@@ -67,7 +99,14 @@ def read_requirements(environment: Environment) -> list[str]:
 
 
 def missing_requirements(requirements: Iterable[str]) -> list[str]:
-    """On a worker: the requirements its Python lacks, each with what is installed."""
+    """On a worker: the requirements its Python lacks.
+
+    Args:
+        requirements: Pip requirements; one whose marker does not apply here is skipped.
+
+    Returns:
+        Each missing requirement followed by "(not installed)" or "(installed: <version>)".
+    """
     problems = []
     for text in requirements:
         requirement = Requirement(text)

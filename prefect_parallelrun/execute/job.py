@@ -13,43 +13,63 @@ processes.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Worker, get_worker
 
 from prefect_parallelrun.execute.process_spec import ProcessSpec
 from prefect_parallelrun.execute.results import AttemptResult
 from prefect_parallelrun.execute.worker_plugin import (
-    OWNER_CHECK_SECONDS,
     JobProcessesPlugin,
     plugin_name,
+    unregister_plugin,
 )
 
-DEFAULT_DRAIN_TIMEOUT_SECONDS = 60.0
+if TYPE_CHECKING:
+    from prefect_parallelrun.settings import ParallelRunSettings
 
 
 class JobNotRunningError(RuntimeError):
     """A mini-batch reached a worker on which the job has no processes (never started, or ended)."""
 
 
-def start_job(
-    client: Any, spec: ProcessSpec, start_eagerly: bool = True,
-    owner_check_seconds: float = OWNER_CHECK_SECONDS,
-) -> None:
+def start_job(client: Any, spec: ProcessSpec, start_eagerly: bool = True) -> None:
     """Give every worker, and every worker that joins later, a pool of the job's processes.
 
     With `start_eagerly`, each worker starts its processes now (they import the script and
     run init() while the first mini-batches are on their way); otherwise at first use.
     Starting a job whose id is already running replaces (and kills) its processes. The job
-    stops by itself once `client` has been gone from the scheduler for two checks in a row.
+    stops by itself once `client` has been gone from the scheduler for two checks in a row,
+    one every `owner_check_seconds` (a setting, read here).
+
+    Args:
+        client: The job's `distributed.Client`.
+        spec: What every entry-script process of the job is started with.
+        start_eagerly: Start the processes now rather than at each slot's first mini-batch.
+
+    Raises:
+        ValueError: A setting's value is invalid.
     """
+    owner_check_seconds = _settings().owner_check_seconds
     client.register_plugin(
-        JobProcessesPlugin(spec, start_eagerly, client.id, owner_check_seconds)
+        JobProcessesPlugin(spec, owner_check_seconds, start_eagerly, owner=client.id)
     )
 
 
 def run_attempt(job_id: str, mini_batch: Any, attempt: int) -> AttemptResult:
-    """Run one attempt of one mini-batch on this worker: `run_attempts` for one."""
+    """Run one attempt of one mini-batch on this worker: `run_attempts` for one.
+
+    Args:
+        job_id: The job's id, as in its `ProcessSpec`.
+        mini_batch: The mini-batch to run.
+        attempt: Its attempt number, from 1.
+
+    Returns:
+        What the attempt came to.
+
+    Raises:
+        JobNotRunningError: The job has no processes on this worker.
+    """
     return run_attempts(job_id, [mini_batch], attempt)[0]
 
 
@@ -59,8 +79,19 @@ def run_attempts(job_id: str, mini_batches: list[Any], attempt: int) -> list[Att
 
     Waits for a free process slot (not counted in the timeout), then runs each mini-batch in
     its process for at most `run_invocation_timeout` seconds, and stops after the first that
-    fails (the results end there). Every failure of the script is an `AttemptResult`;
-    `JobNotRunningError` means the job was never started or has ended.
+    fails (the results end there).
+
+    Args:
+        job_id: The job's id, as in its `ProcessSpec`.
+        mini_batches: The mini-batches to run, in order.
+        attempt: Their attempt number, from 1.
+
+    Returns:
+        One result per mini-batch run, in order, up to and including the first that failed;
+        every failure of the script is a result.
+
+    Raises:
+        JobNotRunningError: The job was never started on this worker, or has ended.
     """
     worker = get_worker()
     plugin = worker.plugins.get(plugin_name(job_id))
@@ -72,17 +103,26 @@ def run_attempts(job_id: str, mini_batches: list[Any], attempt: int) -> list[Att
     return plugin.run_in_order(mini_batches, attempt)
 
 
-def drain_job(
-    client: Any, job_id: str, timeout: float = DEFAULT_DRAIN_TIMEOUT_SECONDS
-) -> list[str]:
+def drain_job(client: Any, job_id: str, timeout: float | None = None) -> list[str]:
     """End the job normally: each process calls shutdown() and exits; then forget the job.
 
-    Waits up to `timeout` seconds (for running mini-batches, init() and shutdown()); processes
-    still busy then are killed. Returns the shutdown() failures, one message each.
+    Args:
+        client: The job's `distributed.Client`.
+        job_id: The job's id, as in its `ProcessSpec`.
+        timeout: Seconds to wait for running mini-batches, init() and shutdown(); processes
+            still busy then are killed. None: the `drain_timeout_seconds` setting.
+
+    Returns:
+        The shutdown() failures, one message each.
+
+    Raises:
+        ValueError: `timeout` is None and a setting's value is invalid.
     """
+    if timeout is None:
+        timeout = _settings().drain_timeout_seconds
     name = plugin_name(job_id)
     problems = client.run(_drain_on_worker, name, timeout)
-    _forget(client, name)
+    unregister_plugin(client, name)
     return [problem for found in problems.values() for problem in found]
 
 
@@ -91,13 +131,33 @@ def stop_job(client: Any, job_id: str) -> None:
 
     Running attempts return at once as failed ("the job was stopped"). Stopping a job that is not
     running does nothing.
+
+    Args:
+        client: The job's `distributed.Client`.
+        job_id: The job's id, as in its `ProcessSpec`.
     """
-    _forget(client, plugin_name(job_id))
+    unregister_plugin(client, plugin_name(job_id))
 
 
 def job_process_ids(client: Any, job_id: str) -> dict[str, list[int]]:
-    """The pids of the job's running entry-script processes, by worker address."""
+    """The pids of the job's running entry-script processes, by worker address.
+
+    Args:
+        client: The job's `distributed.Client`.
+        job_id: The job's id, as in its `ProcessSpec`.
+
+    Returns:
+        Each worker's address, with the pids of the job's processes running there.
+    """
     return client.run(_process_ids_on_worker, plugin_name(job_id))
+
+
+def _settings() -> ParallelRunSettings:
+    # Imported here, in the flow's process: the workers import this module for
+    # `run_attempts`, and need not pay for importing Prefect.
+    from prefect_parallelrun.settings import get_settings
+
+    return get_settings()
 
 
 async def _drain_on_worker(name: str, timeout: float, dask_worker: Worker) -> list[str]:
@@ -110,12 +170,3 @@ async def _drain_on_worker(name: str, timeout: float, dask_worker: Worker) -> li
 def _process_ids_on_worker(name: str, dask_worker: Worker) -> list[int]:
     plugin = dask_worker.plugins.get(name)
     return plugin.process_ids() if isinstance(plugin, JobProcessesPlugin) else []
-
-
-def _forget(client: Any, name: str) -> None:
-    # Unregistering tears the plugin down on every worker, which kills what is left.
-    try:
-        client.unregister_worker_plugin(name)
-    except ValueError as exc:
-        if "does not exist" not in str(exc):
-            raise

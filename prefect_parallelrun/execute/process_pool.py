@@ -14,7 +14,10 @@ class ProcessPool:
 
     `acquire` hands out a free slot, the most recently used first, so that a worker with
     fewer busy threads than slots keeps reusing the same warm processes; it waits while all
-    are busy and returns None once the pool is closed.
+    are busy and returns None once the pool is closed (by `drain` or `stop`).
+
+    Args:
+        slots: The job's slots on this worker, in name order.
     """
 
     def __init__(self, slots: list[ProcessSlot]):
@@ -24,23 +27,49 @@ class ProcessPool:
         self._closed = False
 
     def start(self, count: int) -> None:
-        """Start the first `count` slots' processes now; they import the script and run init()."""
+        """Start the first `count` slots' processes now; they import the script and run init().
+
+        Does not wait for init(); a process that cannot be started is retried, and reported,
+        by the first mini-batch of its slot.
+
+        Args:
+            count: How many slots to start (all when larger than their number).
+        """
         for slot in self.slots[:count]:
             slot.start()
 
     def acquire(self) -> ProcessSlot | None:
+        """Take a free slot for one worker thread, waiting while all are in use.
+
+        Returns:
+            The most recently released free slot; None once the pool is closed.
+        """
         with self._changed:
             while not self._free and not self._closed:
                 self._changed.wait()
             return None if self._closed else self._free.pop()
 
     def release(self, slot: ProcessSlot) -> None:
+        """Give back a slot taken with `acquire`, waking one waiting thread.
+
+        Args:
+            slot: The slot, done with.
+        """
         with self._changed:
             self._free.append(slot)
             self._changed.notify()
 
     def drain(self, timeout: float) -> list[str]:
-        """Shut every process down normally (shutdown() in each); the problems met, if any."""
+        """Close the pool and shut every process down normally (shutdown() in each), in parallel.
+
+        Args:
+            timeout: Seconds to wait for running mini-batches, init() and shutdown(); processes
+                still busy then are killed.
+
+        Returns:
+            One message per shutdown() that raised (`<node>/<process>: <error>` and its
+            traceback); empty when none did.
+        """
         self._close()
         deadline = time.monotonic() + timeout
         with ThreadPoolExecutor(max_workers=len(self.slots) or 1) as executor:

@@ -2,34 +2,31 @@
 
 A `WorkerPlugin` registered under the job's name (`plugin_name`), so that a worker that joins
 later gets its own pool of process slots too, and a worker that closes kills its processes. It
-also watches that the flow that started the job is still connected, and stops the job if not.
+also watches (`OwnerWatch`) that the flow that started the job is still connected, and stops
+the job if not.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import shutil
 import socket
 import tempfile
 import threading
-from functools import partial
 from typing import Any
 
 from distributed import Worker, WorkerPlugin
-from tornado.ioloop import PeriodicCallback
 
+from prefect_parallelrun.execute.attempt_record import AttemptRecord
 from prefect_parallelrun.execute.environment import missing_requirements
 from prefect_parallelrun.execute.hardware import visible_gpus
+from prefect_parallelrun.execute.owner_watch import OwnerWatch
 from prefect_parallelrun.execute.process_pool import ProcessPool
 from prefect_parallelrun.execute.process_slot import ProcessSlot
 from prefect_parallelrun.execute.process_spec import ProcessSpec
-from prefect_parallelrun.execute.results import AttemptRecord, AttemptResult
-
-OWNER_CHECK_SECONDS = 5.0
-
-logger = logging.getLogger("prefect_parallelrun.worker")
+from prefect_parallelrun.execute.results import AttemptResult
+from prefect_parallelrun.execute.worker_logging import quiet_stopped_job_failures
 
 
 class JobProcessesPlugin(WorkerPlugin):
@@ -37,12 +34,21 @@ class JobProcessesPlugin(WorkerPlugin):
 
     `process_count_per_node` slots (default: one per visible GPU, else one per worker
     thread); slot i gets GPU i (modulo the GPU count) in CUDA_VISIBLE_DEVICES unless the job's
-    environment_variables set it.
+    environment_variables set it. A worker that lacks the job's requirements starts no
+    process; its mini-batches fail, naming what it lacks.
+
+    Args:
+        spec: What every entry-script process of the job is started with.
+        owner_check_seconds: How often to check that `owner` is still connected.
+        start_eagerly: Start the processes when the plugin is set up, rather than at each
+            slot's first mini-batch.
+        owner: The Dask client id of the flow that started the job; the job stops once it
+            has been gone for two checks in a row. None: no check.
     """
 
     def __init__(
-        self, spec: ProcessSpec, start_eagerly: bool = True, owner: str | None = None,
-        owner_check_seconds: float = OWNER_CHECK_SECONDS,
+        self, spec: ProcessSpec, owner_check_seconds: float, start_eagerly: bool = True,
+        owner: str | None = None,
     ):
         self.spec = spec
         self.name = plugin_name(spec.job_id)
@@ -53,10 +59,14 @@ class JobProcessesPlugin(WorkerPlugin):
         self._node = ""
         self._work_dir = ""
         self._missing: list[str] = []
-        self._owner_watch: PeriodicCallback | None = None
-        self._owner_missed = 0
+        self._owner_watch: OwnerWatch | None = None
 
     def setup(self, worker: Worker) -> None:
+        """Make the worker's slots, start their processes (when eager) and the owner check.
+
+        Args:
+            worker: The worker the plugin is set up on.
+        """
         quiet_stopped_job_failures()
         self._node = node_name(worker)
         self._missing = missing_requirements(self.spec.requirements)
@@ -87,40 +97,12 @@ class JobProcessesPlugin(WorkerPlugin):
                 name=f"start-{self.name}",
             ).start()
         if self.owner is not None:
-            self._owner_watch = PeriodicCallback(
-                partial(self._check_owner, worker), self.owner_check_seconds * 1000
+            self._owner_watch = OwnerWatch(
+                self.owner, self.spec.job_id, self.owner_check_seconds, self._stop_for_gone_owner
             )
-            self._owner_watch.start()
+            self._owner_watch.start(worker)
 
-    async def _check_owner(self, worker: Worker) -> None:
-        """Stop the job when the Dask client of the flow that started it has gone.
-
-        A flow process killed outright (SIGKILL, out of memory) can neither drain nor stop
-        its job; without this, its entry-script processes would idle on a long-lived cluster
-        (holding GPU memory) until the workers restart. The scheduler logs "add-client" and
-        "remove-client" events under each client's id; gone = the latest one is a removal,
-        twice in a row (a client that reconnects keeps its id and is added again).
-        """
-        try:
-            events = await worker.scheduler.events(topic=self.owner)
-        except Exception:  # the scheduler is away for a moment
-            return
-        actions = [
-            message.get("action") for _, message in events
-            if isinstance(message, dict)
-            and message.get("action") in ("add-client", "remove-client")
-        ]
-        gone = bool(actions) and actions[-1] == "remove-client"
-        self._owner_missed = self._owner_missed + 1 if gone else 0
-        if self._owner_missed < 2:
-            return
-        logger.warning(
-            "The flow that started parallel-run job %s has disconnected from the scheduler "
-            "(its process was killed, or lost its connection): stopping the job's "
-            "entry-script processes. Run the step again to resume the job.",
-            self.spec.job_id,
-        )
-        self._stop_owner_watch()
+    async def _stop_for_gone_owner(self, worker: Worker) -> None:
         if self._pool is not None:
             await asyncio.to_thread(self._pool.stop)
         try:
@@ -128,24 +110,42 @@ class JobProcessesPlugin(WorkerPlugin):
         except Exception:  # another worker removed it first
             pass
 
-    def _stop_owner_watch(self) -> None:
+    async def teardown(self, worker: Worker) -> None:
+        """Stop the owner check, kill the job's processes on this worker, remove its files.
+
+        Args:
+            worker: The worker the plugin is torn down on.
+        """
         if self._owner_watch is not None:
             self._owner_watch.stop()
-            self._owner_watch = None
-
-    async def teardown(self, worker: Worker) -> None:
-        self._stop_owner_watch()
         if self._pool is not None:
             await asyncio.to_thread(self._pool.stop)
         shutil.rmtree(self._work_dir, ignore_errors=True)
 
     def run(self, mini_batch: Any, attempt: int) -> AttemptResult:
-        """Run one attempt in a free slot, waiting for one if all are busy."""
+        """Run one attempt in a free slot, waiting for one if all are busy.
+
+        Args:
+            mini_batch: The mini-batch to run.
+            attempt: Its attempt number, from 1.
+
+        Returns:
+            What the attempt came to.
+        """
         return self.run_in_order([mini_batch], attempt)[0]
 
     def run_in_order(self, mini_batches: list[Any], attempt: int) -> list[AttemptResult]:
         """Run `mini_batches` one after another in one free slot, stopping after the first
-        that fails: the flow decides (thresholds, an abort) before the rest run."""
+        that fails: the flow decides (thresholds, an abort) before the rest run.
+
+        Args:
+            mini_batches: The mini-batches to run, in order.
+            attempt: Their attempt number, from 1.
+
+        Returns:
+            One result per mini-batch run, up to and including the first that failed; a
+            single failed result when the worker lacks packages or the job was stopped.
+        """
         assert self._pool is not None
         if self._missing:
             record = self._without_process(mini_batches[0], attempt)
@@ -168,9 +168,22 @@ class JobProcessesPlugin(WorkerPlugin):
         return AttemptRecord(mini_batch, attempt, self._node, "-", "(no process was started)")
 
     def drain(self, timeout: float) -> list[str]:
+        """Let every process run shutdown() and exit; kill those still busy after `timeout`.
+
+        Args:
+            timeout: Seconds to wait for the processes.
+
+        Returns:
+            The shutdown() failures, one message each.
+        """
         return [] if self._pool is None else self._pool.drain(timeout)
 
     def process_ids(self) -> list[int]:
+        """The pids of the job's running processes on this worker.
+
+        Returns:
+            One pid per slot whose process is running.
+        """
         if self._pool is None:
             return []
         return [slot.pid for slot in self._pool.slots if slot.pid is not None]
@@ -182,32 +195,42 @@ class JobProcessesPlugin(WorkerPlugin):
 
 
 def plugin_name(job_id: str) -> str:
+    """The name a job's `JobProcessesPlugin` is registered under.
+
+    Args:
+        job_id: The job's id.
+
+    Returns:
+        The plugin's name, the same on every worker.
+    """
     return f"prefect-parallelrun-{job_id}"
 
 
+def unregister_plugin(client: Any, name: str) -> None:
+    """Unregister a worker plugin of a job, which tears it down on every worker.
+
+    Args:
+        client: The job's `distributed.Client`.
+        name: The plugin's name; one that is already gone (with its workers, or unregistered
+            before) is no error.
+    """
+    try:
+        client.unregister_worker_plugin(name)
+    except ValueError as exc:
+        if "does not exist" not in str(exc):
+            raise
+
+
 def node_name(worker: Worker) -> str:
-    """The worker's name for logs and results: its name, or host and name for numbered ones."""
+    """The worker's name for logs and results.
+
+    Args:
+        worker: A Dask worker.
+
+    Returns:
+        Its name, or host and name for numbered ones, made safe for a file name.
+    """
     name = str(worker.name)
     if name.isdigit():
         name = f"{socket.gethostname()}-{name}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-
-
-class StoppedJobFailures(logging.Filter):
-    """Drops the worker's "Compute Failed" ERROR for a mini-batch that reached the worker after
-    its job stopped (`JobNotRunningError`): an abort or a cancel, which the job reports itself;
-    on a terminal the line would read as a second, unexplained failure."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            record.levelno == logging.ERROR
-            and str(record.msg).startswith("Compute Failed")
-            and "JobNotRunningError" in record.getMessage()
-        )
-
-
-def quiet_stopped_job_failures() -> None:
-    """Install `StoppedJobFailures` on this worker process's Dask logger, once."""
-    worker_logger = logging.getLogger("distributed.worker")
-    if not any(isinstance(f, StoppedJobFailures) for f in worker_logger.filters):
-        worker_logger.addFilter(StoppedJobFailures())
