@@ -27,10 +27,22 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect.settings.base import PrefectBaseSettings, build_settings_config
 from pydantic import Field, ValidationError
 
 ENV_PREFIX = "PREFECT_PARALLELRUN_"
+
+
+def _seconds(default: float, description: str) -> Any:
+    """A duration setting: a number of seconds above zero."""
+    return Field(default=default, gt=0, description=description)
+
+
+def _count(default: int, minimum: int, description: str) -> Any:
+    """A count setting: a whole number of at least `minimum`."""
+    return Field(default=default, ge=minimum, description=description)
 
 
 class ParallelRunSettings(PrefectBaseSettings):
@@ -48,58 +60,58 @@ class ParallelRunSettings(PrefectBaseSettings):
     model_config = build_settings_config(("parallelrun",))
 
     # --- The job (the flow run's process) ---
-    drain_timeout_seconds: float = Field(
-        default=60.0, gt=0,
-        description="How long the end of a job waits for the entry-script processes to run "
+    drain_timeout_seconds: float = _seconds(
+        60.0,
+        "How long the end of a job waits for the entry-script processes to run "
         "their shutdown() and exit, before they are killed.",
     )
-    cancel_poll_seconds: float = Field(
-        default=2.0, gt=0,
-        description="How often the job asks the Prefect API whether its flow run (or a "
+    cancel_poll_seconds: float = _seconds(
+        2.0,
+        "How often the job asks the Prefect API whether its flow run (or a "
         "parent) was cancelled.",
     )
-    progress_interval_seconds: float = Field(
-        default=5.0, gt=0,
-        description="How often the job writes its progress file, progress log line and "
+    progress_interval_seconds: float = _seconds(
+        5.0,
+        "How often the job writes its progress file, progress log line and "
         "progress artifact.",
     )
-    terminal_interval_seconds: float = Field(
-        default=5.0, gt=0,
-        description="How often the CLI prints a progress line when its output is not a "
+    terminal_interval_seconds: float = _seconds(
+        5.0,
+        "How often the CLI prints a progress line when its output is not a "
         "terminal (a pipe or a log file).",
     )
-    terminal_failures_shown: int = Field(
-        default=20, ge=0,
-        description="How many failed mini-batches the CLI's summary and `status` list; the "
+    terminal_failures_shown: int = _count(
+        20, 0,
+        "How many failed mini-batches the CLI's summary and `status` list; the "
         "rest are counted.",
     )
-    group_target_seconds: float = Field(
-        default=2.0, gt=0,
-        description="With mini_batches_per_task='auto': the seconds of work one Prefect task "
+    group_target_seconds: float = _seconds(
+        2.0,
+        "With mini_batches_per_task='auto': the seconds of work one Prefect task "
         "run aims to cover; mini-batches this long or longer get a task run each.",
     )
-    tail_task_runs_per_slot: int = Field(
-        default=2, ge=1,
-        description="With mini_batches_per_task='auto': task runs kept per process slot near "
+    tail_task_runs_per_slot: int = _count(
+        2, 1,
+        "With mini_batches_per_task='auto': task runs kept per process slot near "
         "the end of the job, so that no slot waits idle for the others.",
     )
-    api_client_max_retries: int = Field(
-        default=8, ge=0,
-        description="Retries of the job's own Prefect API calls when the server cannot be "
+    api_client_max_retries: int = _count(
+        8, 0,
+        "Retries of the job's own Prefect API calls when the server cannot be "
         "reached, used when PREFECT_CLIENT_MAX_RETRIES is not set (8: about 8.5 minutes).",
     )
-    writer_heartbeat_seconds: float = Field(
-        default=30.0, gt=0,
-        description="How often a job rewrites its output folder's writer lock.",
+    writer_heartbeat_seconds: float = _seconds(
+        30.0,
+        "How often a job rewrites its output folder's writer lock.",
     )
-    writer_stale_after_seconds: float = Field(
-        default=120.0, gt=0,
-        description="Age after which another host takes over a writer lock whose holder "
+    writer_stale_after_seconds: float = _seconds(
+        120.0,
+        "Age after which another host takes over a writer lock whose holder "
         "stopped rewriting it (the hosts' clocks must agree to well within this).",
     )
-    local_cluster_parent_check_seconds: float = Field(
-        default=1.0, gt=0,
-        description="How often the local cluster's scheduler and workers check that the "
+    local_cluster_parent_check_seconds: float = _seconds(
+        1.0,
+        "How often the local cluster's scheduler and workers check that the "
         "process which started them still lives, and stop when it does not.",
     )
 
@@ -109,34 +121,34 @@ class ParallelRunSettings(PrefectBaseSettings):
         description="Travels with the job. Seconds an entry-script process may take to import "
         "the script and run init() before the attempt fails; unset: no limit.",
     )
-    max_failed_starts: int = Field(
-        default=3, ge=1,
-        description="Travels with the job. Failed starts (import or init() failing) in a row "
+    max_failed_starts: int = _count(
+        3, 1,
+        "Travels with the job. Failed starts (import or init() failing) in a row "
         "in one process slot after which its mini-batches fail without another try.",
     )
-    owner_check_seconds: float = Field(
-        default=5.0, gt=0,
-        description="Travels with the job. How often each worker checks that the job's "
+    owner_check_seconds: float = _seconds(
+        5.0,
+        "Travels with the job. How often each worker checks that the job's "
         "client is still connected, and stops the job's processes when it is gone.",
     )
-    liveness_check_seconds: float = Field(
-        default=1.0, gt=0,
-        description="Travels with the job. How often a worker waiting for a mini-batch's "
+    liveness_check_seconds: float = _seconds(
+        1.0,
+        "Travels with the job. How often a worker waiting for a mini-batch's "
         "result checks that its entry-script process still lives.",
     )
-    orphan_check_seconds: float = Field(
-        default=1.0, gt=0,
-        description="Travels with the job. How often an entry-script process checks that its "
+    orphan_check_seconds: float = _seconds(
+        1.0,
+        "Travels with the job. How often an entry-script process checks that its "
         "worker still lives, and exits when it does not.",
     )
-    max_log_records_per_run: int = Field(
-        default=500, ge=1,
-        description="Travels with the job. Log records one run() call may send to the Prefect "
+    max_log_records_per_run: int = _count(
+        500, 1,
+        "Travels with the job. Log records one run() call may send to the Prefect "
         "logs; later ones go to the process's log file only.",
     )
-    max_log_message_chars: int = Field(
-        default=4000, ge=100,
-        description="Travels with the job. Longest log message sent to the Prefect logs; "
+    max_log_message_chars: int = _count(
+        4000, 100,
+        "Travels with the job. Longest log message sent to the Prefect logs; "
         "longer ones are cut, and kept whole in the process's log file.",
     )
 
@@ -146,13 +158,13 @@ class ParallelRunSettings(PrefectBaseSettings):
         description="Read on each worker. Where install_environment=True keeps the packages "
         "it installs, one folder per Python version and requirement list.",
     )
-    pip_timeout_seconds: float = Field(
-        default=600.0, gt=0,
-        description="How long one worker's pip install may take before the job fails.",
+    pip_timeout_seconds: float = _seconds(
+        600.0,
+        "How long one worker's pip install may take before the job fails.",
     )
-    first_worker_timeout_seconds: float = Field(
-        default=60.0, gt=0,
-        description="With install_environment=True: how long the job waits for a first "
+    first_worker_timeout_seconds: float = _seconds(
+        60.0,
+        "With install_environment=True: how long the job waits for a first "
         "worker to install on.",
     )
 
