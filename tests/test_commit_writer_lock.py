@@ -20,7 +20,6 @@ from prefect_parallelrun.commit import (
     OutputFolder,
     OutputFolderInUseError,
     ResumeRefusedError,
-    writer_lock,
 )
 
 HOLD_AND_WAIT = """
@@ -107,11 +106,14 @@ def test_a_pid_now_used_by_another_process_is_not_the_holder(tmp_path: Path):
     folder.close()
 
 
-def test_a_holder_on_another_host_blocks_until_its_heartbeat_is_stale(tmp_path: Path):
+def test_a_holder_on_another_host_blocks_until_its_heartbeat_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PREFECT_PARALLELRUN_WRITER_STALE_AFTER_SECONDS", "60")
     write_lock(tmp_path, host="other-host", pid=1, run_id="remote-run")
     with pytest.raises(OutputFolderInUseError, match="host other-host, pid 1, flow run remote"):
         OutputFolder(str(tmp_path), None).claim()
-    stale = time.time() - writer_lock.STALE_AFTER_SECONDS - 1
+    stale = time.time() - 61
     write_lock(tmp_path, host="other-host", pid=1, heartbeat=stale)
     folder = OutputFolder(str(tmp_path), None)
     folder.claim()
@@ -119,7 +121,7 @@ def test_a_holder_on_another_host_blocks_until_its_heartbeat_is_stale(tmp_path: 
 
 
 def test_the_heartbeat_keeps_the_lock_fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(writer_lock, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setenv("PREFECT_PARALLELRUN_WRITER_HEARTBEAT_SECONDS", "0.05")
     folder = OutputFolder(str(tmp_path), None)
     folder.claim()
     lock = tmp_path / ".parallel_run" / "writer.lock"

@@ -13,12 +13,13 @@ from prefect_parallelrun.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .errors import OutputFolderInUseError, OutputFolderNotWritableError, ResumeRefusedError
-    from .output_folder import CODE, CommitRecord, OutputFolder
+    from .ledger import CODE, CommitRecord
+    from .output_folder import OutputFolder
     from .rows import format_rows, stage_rows
 
 _MODULE_OF = {
-    "CODE": ".output_folder",
-    "CommitRecord": ".output_folder",
+    "CODE": ".ledger",
+    "CommitRecord": ".ledger",
     "OutputFolder": ".output_folder",
     "OutputFolderInUseError": ".errors",
     "OutputFolderNotWritableError": ".errors",

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    import fsspec
     import pandas as pd
 
 # Object stores (fsspec protocols): a write is atomic, a rename is a copy plus a delete, and
@@ -20,8 +21,29 @@ if TYPE_CHECKING:
 OBJECT_STORES = frozenset({"s3", "s3a", "abfs", "abfss", "az", "gs", "gcs"})
 
 
+def protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    """The fsspec protocols of `fs` (one filesystem may have several names, as `s3`/`s3a`).
+
+    Args:
+        fs: Any fsspec filesystem.
+
+    Returns:
+        Its protocol names.
+    """
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
 def format_rows(result: Sequence[Any] | pd.DataFrame, limit: int) -> Iterator[str]:
-    """Yield the first `limit` rows of a `run()` result as append_row lines (no newline)."""
+    """Yield the first `limit` rows of a `run()` result as append_row lines (no newline).
+
+    Args:
+        result: What `run()` returned: a list, a tuple or a pandas DataFrame.
+        limit: The most rows to yield (the mini-batch's item count).
+
+    Returns:
+        An iterator of the lines, without newlines.
+    """
     # A DataFrame exists only where pandas was imported: processes reading only files need
     # not pay for importing it.
     pandas = sys.modules.get("pandas")
@@ -39,6 +61,19 @@ def stage_rows(staging_dir: str, mini_batch_id: str, attempt: int, lines: Iterat
     The name is unique per write, so two attempts of one mini-batch (a retry racing a
     timed-out attempt, or a mini-batch run twice after a lost worker) never share a file;
     only the flow's commit step decides which staged file becomes the mini-batch's part.
+
+    Args:
+        staging_dir: The output folder's staging folder (`OutputFolder.staging_dir`): a local
+            path or an fsspec URL.
+        mini_batch_id: The mini-batch's id.
+        attempt: The attempt's number.
+        lines: The rows, without newlines (`format_rows`).
+
+    Returns:
+        The staged file's URL (a local path for a local folder), for `OutputFolder.commit`.
+
+    Raises:
+        OSError: The rows cannot be written.
     """
     name = f"{mini_batch_id}.attempt-{attempt}.{uuid.uuid4().hex}.rows"
     if "://" not in staging_dir:
@@ -53,8 +88,7 @@ def stage_rows(staging_dir: str, mini_batch_id: str, attempt: int, lines: Iterat
 
     fs, root = fsspec.core.url_to_fs(staging_dir)
     path = f"{root.rstrip('/')}/{name}"
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    if protocols & OBJECT_STORES:
+    if OBJECT_STORES & set(protocols(fs)):
         # One request: the whole part in one write.
         fs.pipe_file(path, "".join(f"{line}\n" for line in lines).encode("utf-8"))
         return fs.unstrip_protocol(path)

@@ -2,32 +2,32 @@
 
 The lock is `.parallel_run/writer.lock`, created with an exclusive create (`open(..., "xb")`)
 where the filesystem supports it, holding the holder's host, pid, flow run and times. The
-holder rewrites it every `HEARTBEAT_SECONDS` and removes it when the job ends. A lock left
-behind by a holder that died does not block the next run:
+holder rewrites it every `writer_heartbeat_seconds` (a setting) and removes it when the job
+ends. A lock left behind by a holder that died does not block the next run:
 - on the same host, the holder is dead when its pid is gone (or now names another process,
   told apart by the process's start time);
 - from another host, whose processes cannot be seen, the holder is dead when its heartbeat is
-  older than `STALE_AFTER_SECONDS` (the hosts' clocks must agree to well within that).
+  older than `writer_stale_after_seconds` (a setting; the hosts' clocks must agree to well
+  within that).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import fsspec
-import psutil
 
 from prefect_parallelrun.commit.errors import OutputFolderInUseError
+from prefect_parallelrun.commit.lock_holder import Holder
+from prefect_parallelrun.settings import get_settings
 
-HEARTBEAT_SECONDS = 30.0
-STALE_AFTER_SECONDS = 120.0
+__all__ = ["UNREADABLE_GRACE_SECONDS", "Holder", "WriterLock"]
+
 # How long a lock file may stay unreadable (its creator writes it right after creating it)
 # before it counts as left by a holder that died mid-write.
 UNREADABLE_GRACE_SECONDS = 2.0
@@ -35,60 +35,37 @@ UNREADABLE_GRACE_SECONDS = 2.0
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Holder:
-    """The run that holds an output folder, as written in its lock file."""
-
-    token: str
-    host: str
-    pid: int
-    process_started: float | None
-    run_id: str | None
-    started: float
-    heartbeat: float
-
-    @classmethod
-    def of_this_process(cls, run_id: str | None) -> Holder:
-        now = time.time()
-        return cls(
-            token=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid(),
-            process_started=psutil.Process().create_time(), run_id=run_id, started=now,
-            heartbeat=now,
-        )
-
-    def is_alive(self) -> bool:
-        """Whether the holder may still be writing (see the module docstring for the rule)."""
-        if self.host != socket.gethostname():
-            return time.time() - self.heartbeat < STALE_AFTER_SECONDS
-        try:
-            process = psutil.Process(self.pid)
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return False
-            started = process.create_time()
-        except psutil.NoSuchProcess:
-            return False
-        except psutil.AccessDenied:
-            return True
-        return self.process_started is None or abs(started - self.process_started) < 1.0
-
-    def describe(self) -> str:
-        run = f"flow run {self.run_id}" if self.run_id else "no flow run id"
-        return (
-            f"host {self.host}, pid {self.pid}, {run}, started {_utc(self.started)}, "
-            f"last heartbeat {max(0, round(time.time() - self.heartbeat))} s ago"
-        )
-
-
 class WriterLock:
-    """The lock file of one output folder, held by at most one live run at a time."""
+    """The lock file of one output folder, held by at most one live run at a time.
+
+    Args:
+        fs: The output folder's filesystem.
+        path: The lock file's path on `fs`.
+        folder_url: The output folder, for messages.
+        lock_url: The lock file, for messages.
+        heartbeat_seconds: How often the holder rewrites the lock; None reads
+            `writer_heartbeat_seconds` from the settings when the lock is taken.
+        stale_after_seconds: Heartbeat age after which a holder on another host counts as
+            dead; None reads `writer_stale_after_seconds` from the settings when the lock
+            is taken.
+    """
 
     def __init__(
-        self, fs: fsspec.AbstractFileSystem, path: str, *, folder_url: str, lock_url: str
+        self,
+        fs: fsspec.AbstractFileSystem,
+        path: str,
+        *,
+        folder_url: str,
+        lock_url: str,
+        heartbeat_seconds: float | None = None,
+        stale_after_seconds: float | None = None,
     ) -> None:
         self._fs = fs
         self._path = path
         self._folder_url = folder_url
         self._lock_url = lock_url
+        self._heartbeat_seconds = heartbeat_seconds
+        self._stale_after_seconds = stale_after_seconds
         self._held: Holder | None = None
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -96,11 +73,23 @@ class WriterLock:
     def acquire(self, run_id: str | None) -> None:
         """Take the folder for this run, clearing a lock left by a holder that died.
 
+        Taking it again while held does nothing.
+
+        Args:
+            run_id: This run's flow run id, shown to a run refused because this one holds it.
+
         Raises:
             OutputFolderInUseError: a live run holds the folder; the message names it.
+            OSError: The lock file cannot be created or written.
         """
         if self._held is not None:
             return
+        if self._heartbeat_seconds is None or self._stale_after_seconds is None:
+            settings = get_settings()
+            self._heartbeat_seconds = self._heartbeat_seconds or settings.writer_heartbeat_seconds
+            self._stale_after_seconds = (
+                self._stale_after_seconds or settings.writer_stale_after_seconds
+            )
         holder = Holder.of_this_process(run_id)
         self._fs.makedirs(self._path.rsplit("/", 1)[0], exist_ok=True)
         # Two rounds: the second follows the removal of a dead holder's lock.
@@ -110,7 +99,7 @@ class WriterLock:
                 self._start_heartbeat(holder)
                 return
             current = self._read_settled()
-            if current is not None and current.is_alive():
+            if current is not None and current.is_alive(self._stale_after_seconds):
                 raise self._in_use(current)
             self._remove(current)
         current = self._read_settled()
@@ -194,7 +183,7 @@ class WriterLock:
         self._heartbeat.start()
 
     def _beat(self, holder: Holder) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
+        while not self._stop.wait(self._heartbeat_seconds):
             try:
                 current = self._read()
                 if current is None or current.token != holder.token:
@@ -214,10 +203,7 @@ class WriterLock:
             f"The output folder {self._folder_url} is in use by another run ({holder.describe()})"
             f"; only one run may write to an output folder at a time. Wait for that run to "
             f"end or cancel it, or choose another output folder. A holder that died stops "
-            f"blocking at once on its own host, and {STALE_AFTER_SECONDS:.0f} s after its last "
-            f"heartbeat from other hosts; its lock file is {self._lock_url}."
+            f"blocking at once on its own host, and {self._stale_after_seconds:.0f} s after its "
+            f"last heartbeat from other hosts; its lock file is {self._lock_url}."
         )
 
-
-def _utc(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
         PartitionKeyError,
     )
     from .loading import open_mini_batch
-    from .mini_batch import JobPlan, MiniBatch, TablePart
+    from .mini_batch import JobPlan, MiniBatch
     from .planner import plan_job
+    from .table_part import TablePart
 
 _MODULE_OF = {
     "CorruptInputError": ".errors",
@@ -42,7 +43,7 @@ _MODULE_OF = {
     "MixedInputKindsError": ".errors",
     "PartitionFormatError": ".errors",
     "PartitionKeyError": ".errors",
-    "TablePart": ".mini_batch",
+    "TablePart": ".table_part",
     "TabularDataset": ".datasets",
     "open_mini_batch": ".loading",
     "plan_job": ".planner",

@@ -28,8 +28,23 @@ def csv_row_ends(
     A newline ends a row only outside quotes. RFC 4180 quoting (a quote opens or closes a quoted
     field, `""` escapes one) means the quotes before a newline are even in number exactly when it
     is outside quotes, so counting them in C (`bytes.count`) replaces a per-byte state machine.
-    Raise CorruptInputError at the end of the file when the count is odd: such a file has an
-    unclosed quote or a quote in an unquoted field, and no cut in it can be trusted.
+
+    Args:
+        stream: The file, positioned at `start`.
+        start: Offset of the first row to consider (after the header).
+        min_bytes: The least distance between two cuts.
+        name: The file's name or URL, for the error.
+        quote: The quote character.
+        piece_bytes: How much of the file is read at a time.
+
+    Returns:
+        An iterator of the cut offsets, ascending; the file's end is not among them unless a
+        row ends there.
+
+    Raises:
+        CorruptInputError: At the end of the file, when the count of quotes is odd: the file
+            has an unclosed quote or a quote in an unquoted field, and no cut in it can be
+            trusted.
     """
     odd_quotes = 0
     piece_start = start
@@ -62,7 +77,18 @@ def csv_row_ends(
 def line_ends(stream: BinaryIO, start: int, min_bytes: int, file_size: int) -> Iterator[int]:
     """Yield cut offsets after `start`, each just after the first newline `min_bytes` or more
     past the previous cut. JSON lines cannot hold a raw newline inside a value, so this seeks
-    straight to each cut instead of reading the whole file."""
+    straight to each cut instead of reading the whole file.
+
+    Args:
+        stream: The file (seekable).
+        start: Offset of the first line to consider.
+        min_bytes: The least distance between two cuts.
+        file_size: The file's size in bytes.
+
+    Returns:
+        An iterator of the cut offsets, ascending; it stops once fewer than `min_bytes` remain
+        after the last cut, or no newline follows it.
+    """
     cut = start
     while cut + min_bytes < file_size:
         stream.seek(cut + min_bytes - 1)

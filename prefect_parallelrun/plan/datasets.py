@@ -62,12 +62,36 @@ class _Dataset(BaseModel):
         return name
 
     def as_named_input(self, name: str) -> Self:
-        """A copy of this dataset carrying `name`, as in Azure ML."""
+        """A copy of this dataset carrying `name`, as in Azure ML.
+
+        Args:
+            name: The input's name: letters, digits and underscores, not starting with a digit.
+                It names the input in messages, logs and the mini-batch context.
+
+        Returns:
+            A new dataset; this one is unchanged.
+
+        Raises:
+            pydantic.ValidationError: `name` is not such a name.
+        """
         return self.model_validate({**self.model_dump(), "name": name})
 
 
 class FileDataset(_Dataset):
     """Files split into mini-batches of at most `mini_batch_size` files.
+
+    The files are listed when the job is planned, not when the dataset is built: folders are
+    walked recursively (hidden files skipped) and the files sorted by path, so the same files
+    give the same mini-batches. `run()` receives a list of local absolute paths; remote files
+    are fetched to the worker first. A path that matches nothing fails the plan with an
+    `InputNotFoundError`; build it with `from_files`.
+
+    Args:
+        paths: Local paths, folders, globs or fsspec URLs; at least one, none blank.
+        partition_format: Pattern naming path fields, e.g. `"{user}/{date:yyyy/MM/dd}/*.png"`,
+            matched against the end of each file's path; for `partition_keys`.
+        name: The input's name; `input_<position>` when None.
+        kind: Always "files".
 
     Example:
         ```python
@@ -81,13 +105,42 @@ class FileDataset(_Dataset):
     def from_files(
         cls, path_or_paths: PathOrPaths, partition_format: str | None = None
     ) -> FileDataset:
-        """Files from local paths, folders (recursive), globs or fsspec URLs."""
+        """Files from local paths, folders (recursive), globs or fsspec URLs.
+
+        Args:
+            path_or_paths: One path, folder, glob or URL, or a list of them.
+            partition_format: Pattern naming path fields, e.g. `"{user}/{date}/*.png"`.
+
+        Returns:
+            The dataset; nothing is listed until the job is planned.
+
+        Raises:
+            pydantic.ValidationError: A path is blank, or `partition_format` is malformed.
+        """
         return cls(paths=_as_path_list(path_or_paths), partition_format=partition_format)
 
 
 class TabularDataset(_Dataset):
     """Delimited, Parquet or JSON-lines files split into mini-batches of about
     `mini_batch_size` bytes, each loaded as a pandas DataFrame.
+
+    A mini-batch never spans two files: delimited and JSON-lines files are cut after a whole
+    row, Parquet files between row groups. `run()` receives a DataFrame of the mini-batch's
+    rows, with each path field added as a string column (unless the data has one of that
+    name). A file whose structure cannot be
+    split safely (unclosed CSV quotes, a broken Parquet footer) fails the plan with a
+    `CorruptInputError`; build it with a `from_*` method.
+
+    Args:
+        paths: Local paths, folders, globs or fsspec URLs; at least one, none blank.
+        partition_format: Pattern naming path fields, e.g. `"{region}/*.csv"`.
+        name: The input's name; `input_<position>` when None.
+        kind: Always "tabular".
+        format: The files' format: "csv", "parquet" or "jsonl".
+        separator: The field separator of delimited files: one character, not a quote or
+            newline.
+        header: Whether each delimited file starts with a header row; without one the columns
+            are named `Column1..ColumnN`.
 
     Example:
         ```python
@@ -119,7 +172,21 @@ class TabularDataset(_Dataset):
         header: bool = True,
         partition_format: str | None = None,
     ) -> TabularDataset:
-        """Delimited text files (CSV, TSV, ...) in UTF-8, quoted as RFC 4180 describes."""
+        """Delimited text files (CSV, TSV, ...) in UTF-8, quoted as RFC 4180 describes.
+
+        Args:
+            paths: One path, folder, glob or URL, or a list of them.
+            separator: The field separator: one character, not a quote or newline.
+            header: Whether each file starts with a header row.
+            partition_format: Pattern naming path fields, e.g. `"{region}/*.csv"`.
+
+        Returns:
+            The dataset; nothing is read until the job is planned.
+
+        Raises:
+            pydantic.ValidationError: A path is blank, the separator is not one allowed
+                character, or `partition_format` is malformed.
+        """
         return cls(
             format="csv",
             paths=_as_path_list(paths),
@@ -132,14 +199,39 @@ class TabularDataset(_Dataset):
     def from_parquet_files(
         cls, paths: PathOrPaths, partition_format: str | None = None
     ) -> TabularDataset:
-        """Parquet files, split by row groups."""
+        """Parquet files, split by row groups: a mini-batch is consecutive row groups of one
+        file, added until they reach `mini_batch_size` compressed bytes; no row group is cut.
+
+        Args:
+            paths: One path, folder, glob or URL, or a list of them.
+            partition_format: Pattern naming path fields, e.g. `"{region}/*.parquet"`.
+
+        Returns:
+            The dataset; when the job is planned only the files' footers are read, which also
+            give each mini-batch's row count.
+
+        Raises:
+            pydantic.ValidationError: A path is blank, or `partition_format` is malformed.
+        """
         return cls(format="parquet", paths=_as_path_list(paths), partition_format=partition_format)
 
     @classmethod
     def from_json_lines_files(
         cls, paths: PathOrPaths, partition_format: str | None = None
     ) -> TabularDataset:
-        """JSON lines files: one JSON object per line."""
+        """JSON lines files: one JSON object per line, in UTF-8; a mini-batch is cut after a
+        newline, and a field missing from a line is null in the DataFrame.
+
+        Args:
+            paths: One path, folder, glob or URL, or a list of them.
+            partition_format: Pattern naming path fields, e.g. `"{region}/*.jsonl"`.
+
+        Returns:
+            The dataset. Planning the job reads only around each cut, to find the next newline.
+
+        Raises:
+            pydantic.ValidationError: A path is blank, or `partition_format` is malformed.
+        """
         return cls(format="jsonl", paths=_as_path_list(paths), partition_format=partition_format)
 
 

@@ -47,7 +47,16 @@ class MiniBatchReadError(InputError):
 def mini_batch_read_error(
     mini_batch: MiniBatch, url: str, error: Exception
 ) -> MiniBatchReadError:
-    """The error for a mini-batch whose data cannot be loaded, naming the file and the fix."""
+    """The error for a mini-batch whose data cannot be loaded, naming the file and the fix.
+
+    Args:
+        mini_batch: The mini-batch being loaded.
+        url: The file that cannot be read.
+        error: Why it cannot.
+
+    Returns:
+        The error, to raise.
+    """
     return MiniBatchReadError(
         f"mini-batch {mini_batch.id} ({mini_batch.describe()}): cannot read {url} ({error}). "
         "Check that the file is still there, readable and not corrupt; if the input changed "

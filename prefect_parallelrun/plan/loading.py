@@ -24,8 +24,17 @@ def open_mini_batch(mini_batch: MiniBatch, scratch_dir: str) -> Iterator[list[st
     File inputs give a list of local absolute paths: remote files are fetched into
     `scratch_dir/<mini-batch id>/` first, keeping their paths below the folder they share, and
     that folder is removed on exit. Tabular inputs give a DataFrame of just the mini-batch's
-    byte range, row groups or partition rows. Raise MiniBatchReadError when the data cannot
-    be loaded.
+    byte range, row groups or partition rows.
+
+    Args:
+        mini_batch: The mini-batch to load.
+        scratch_dir: A local folder for fetched remote files.
+
+    Returns:
+        A context manager giving the list of local paths, or the DataFrame.
+
+    Raises:
+        MiniBatchReadError: A file is gone, unreadable or corrupt; the message names it.
     """
     if mini_batch.kind == "tabular":
         # Imported here: pandas and pyarrow cost an entry-script process that reads only

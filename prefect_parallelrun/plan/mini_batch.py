@@ -4,66 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-TableFormat = Literal["csv", "parquet", "jsonl"]
+from .table_part import TablePart
+
+__all__ = ["InputKind", "JobPlan", "MiniBatch", "TablePart"]
+
 InputKind = Literal["files", "tabular"]
 _NAMES_SHOWN = 3
-
-
-@dataclass(frozen=True)
-class TablePart:
-    """One file's share of a tabular mini-batch: a byte range, some row groups, the rows that
-    match `row_filter`, or (when all of those are None) the whole file."""
-
-    url: str
-    format: TableFormat
-    byte_range: tuple[int, int] | None = None
-    """`[start, end)` in bytes, cut after a newline (CSV and JSON lines)."""
-    row_groups: tuple[int, ...] | None = None
-    first_row: int | None = None
-    """The file-wide index of the part's first row, when known from Parquet metadata."""
-    rows: int | None = None
-    header_bytes: int = 0
-    """Length of a CSV file's header row, re-read for every byte range; 0 when it has none."""
-    column_count: int | None = None
-    """How many columns a CSV file without a header has (they are named Column1..N)."""
-    separator: str = ","
-    path_fields: dict[str, str] = field(default_factory=dict)
-    """Partition fields from the file's path, added to the data as string columns."""
-    row_filter: dict[str, str | None] | None = None
-    """Only the rows whose columns, cast to text, equal these values (None: null)."""
-
-    def __hash__(self) -> int:
-        return hash((self.url, self.byte_range, self.row_groups))
-
-    def describe(self, url: str) -> str:
-        """`url` (the full URL or just the file name) followed by the part's extent."""
-        if self.row_filter is not None:
-            condition = ", ".join(f"{key}={value}" for key, value in self.row_filter.items())
-            return f"{url} rows where {condition}"
-        if self.byte_range is not None:
-            return f"{url} bytes {self.byte_range[0]}-{self.byte_range[1] - 1}"
-        if self.first_row is not None and self.rows:
-            return f"{url} rows {self.first_row}-{self.first_row + self.rows - 1}"
-        return url
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["byte_range"] = _list_or_none(self.byte_range)
-        data["row_groups"] = _list_or_none(self.row_groups)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TablePart:
-        return cls(
-            **{
-                **data,
-                "byte_range": _tuple_or_none(data.get("byte_range")),
-                "row_groups": _tuple_or_none(data.get("row_groups")),
-            }
-        )
 
 
 @dataclass(frozen=True)
@@ -72,7 +21,17 @@ class MiniBatch:
 
     `id` is stable: it hashes the descriptor (inputs, split and index), so planning the same
     inputs again gives the same ids. File contents are not part of it; `JobPlan.fingerprint`
-    is what notices changed files.
+    is what notices changed files. Build one with `create`.
+
+    Args:
+        index: Its position in the job, from 0.
+        id: Its stable id, `<index:06d>-<hash>`.
+        input_name: The input it comes from.
+        kind: "files" or "tabular".
+        partition_key_value: Its partition's key values with `partition_keys`, else None.
+        item_count: Files, or rows when metadata knows them; None when only reading tells.
+        files: The files' paths or URLs (file inputs).
+        table_parts: The table parts (tabular inputs).
     """
 
     index: int
@@ -81,7 +40,6 @@ class MiniBatch:
     kind: InputKind
     partition_key_value: dict[str, str] | None
     item_count: int | None
-    """Files, or rows when metadata knows them; None when only reading tells."""
     files: tuple[str, ...] = ()
     table_parts: tuple[TablePart, ...] = ()
 
@@ -102,6 +60,18 @@ class MiniBatch:
         path holds): built-in types and dataclasses print the same way on every run and
         machine, and this is several times cheaper than JSON for the tens of thousands of
         mini-batches of a big file listing.
+
+        Args:
+            index: Its position in the job, from 0.
+            input_name: The input it comes from.
+            kind: "files" or "tabular".
+            partition_key_value: Its partition's key values, else None.
+            item_count: Files, or rows when known; None when only reading tells.
+            files: The files' paths or URLs (file inputs).
+            table_parts: The table parts (tabular inputs).
+
+        Returns:
+            The mini-batch, with its id.
         """
         head = repr((index, input_name, kind, partition_key_value, item_count, table_parts))
         descriptor = "\0".join((head, *files))
@@ -122,7 +92,11 @@ class MiniBatch:
         return hash(self.id)
 
     def describe(self) -> str:
-        """One short line naming the data, e.g. "3 files: a.png, b.png, c.png"."""
+        """The data in one short line, for logs and messages.
+
+        Returns:
+            E.g. "3 files: a.png, b.png, c.png", prefixed by its partition's key values.
+        """
         if self.kind == "files":
             names = [posixpath.basename(url) for url in self.files]
             noun = "file" if len(names) == 1 else "files"
@@ -137,13 +111,21 @@ class MiniBatch:
         return text
 
     def failed_items_lines(self) -> list[str]:
-        """Lines for failed_items.txt: each file's path or URL, or each table part's extent."""
+        """What a failed mini-batch adds to failed_items.txt.
+
+        Returns:
+            Each file's path or URL, or each table part's extent.
+        """
         if self.kind == "files":
             return list(self.files)
         return [part.describe(part.url) for part in self.table_parts]
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-compatible dict; `MiniBatch.from_json` reads it back."""
+        """The mini-batch as a JSON-compatible dict; `MiniBatch.from_json` reads it back.
+
+        Returns:
+            Its fields, tuples as lists.
+        """
         return {
             "index": self.index,
             "id": self.id,
@@ -157,6 +139,14 @@ class MiniBatch:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MiniBatch:
+        """A mini-batch from `to_json`'s dict.
+
+        Args:
+            data: What `to_json` returned.
+
+        Returns:
+            The mini-batch, with the same id.
+        """
         return cls(
             **{
                 **data,
@@ -168,13 +158,19 @@ class MiniBatch:
 
 @dataclass
 class JobPlan:
-    """Every mini-batch of a job, in input order, and a fingerprint of what was listed."""
+    """Every mini-batch of a job, in input order, and a fingerprint of what was listed.
+
+    Args:
+        mini_batches: The mini-batches, in input order.
+        kind: "files" or "tabular".
+        fingerprint: A hash of each input file's path, size and version (modification time or
+            ETag) plus the split parameters; a resumed job whose fingerprint differs has
+            changed inputs.
+    """
 
     mini_batches: list[MiniBatch]
     kind: InputKind
     fingerprint: str
-    """A hash of each input file's path, size and modification time plus the split parameters;
-    a resumed job whose fingerprint differs has changed inputs."""
 
 
 def _first_few(names: list[str]) -> str:
@@ -182,10 +178,3 @@ def _first_few(names: list[str]) -> str:
     hidden = len(names) - _NAMES_SHOWN
     return f"{shown} and {hidden} more" if hidden > 0 else shown
 
-
-def _tuple_or_none(values: list[int] | None) -> tuple[int, ...] | None:
-    return None if values is None else tuple(values)
-
-
-def _list_or_none(values: tuple[int, ...] | None) -> list[int] | None:
-    return None if values is None else list(values)

@@ -19,7 +19,12 @@ class PartitionFormat:
     """A compiled `partition_format` such as `"{user}/{date:yyyy/MM/dd}/*.png"`.
 
     The format is matched against the end of each file's path, as in Azure ML, so it does not
-    have to spell out the folder the input starts from.
+    have to spell out the folder the input starts from. Build it with `parse`.
+
+    Args:
+        text: The format as given.
+        fields: Its field names, in order.
+        pattern: The compiled regular expression, one named group per field.
     """
 
     text: str
@@ -28,7 +33,18 @@ class PartitionFormat:
 
     @classmethod
     def parse(cls, text: str) -> PartitionFormat:
-        """Compile `text`; raise PartitionFormatError when it is malformed."""
+        """Compile a `partition_format`.
+
+        Args:
+            text: Fields in braces (`{name}`, or `{name:yyyy/MM/dd}` for dates), `*`, `**` and
+                `?` wildcards, and literal text.
+
+        Returns:
+            The compiled format.
+
+        Raises:
+            PartitionFormatError: A brace is stray, or a field is named twice.
+        """
         body, fields, position = [], [], 0
         for match in _FIELD.finditer(text):
             body.append(_literal(text[position : match.start()], text))
@@ -46,7 +62,14 @@ class PartitionFormat:
         return cls(text=text, fields=tuple(fields), pattern=pattern)
 
     def fields_of(self, path: str) -> dict[str, str] | None:
-        """The field values in `path`, or None when `path` does not match the format."""
+        """The field values in `path`.
+
+        Args:
+            path: A file's path (a URL without its scheme).
+
+        Returns:
+            Field name -> value; None when `path` does not match the format.
+        """
         match = self.pattern.search(path)
         return match.groupdict() if match else None
 
@@ -74,7 +97,14 @@ def _date_pattern(date_format: str) -> str:
 
 
 def hive_fields(path: str) -> dict[str, str]:
-    """The `key=value` folder names in `path` (values percent-decoded, as Spark writes them)."""
+    """The `key=value` folder names in `path` (values percent-decoded, as Spark writes them).
+
+    Args:
+        path: A file's path.
+
+    Returns:
+        Key -> value for each such folder; the file's own name is not read.
+    """
     fields: dict[str, str] = {}
     for folder in path.split("/")[:-1]:
         key, equals, value = folder.partition("=")
@@ -86,7 +116,15 @@ def hive_fields(path: str) -> dict[str, str]:
 def path_fields(path: str, partition_format: PartitionFormat | None) -> dict[str, str]:
     """All partition fields of one file: hive folders, overridden by `partition_format` fields.
 
-    Raise PartitionFormatError when a format is given and the path does not match it.
+    Args:
+        path: The file's path (a URL without its scheme).
+        partition_format: The input's compiled format; None for hive folders only.
+
+    Returns:
+        Field name -> value.
+
+    Raises:
+        PartitionFormatError: A format is given and the path does not match it.
     """
     fields = hive_fields(path) if "=" in path else {}
     if partition_format is None:

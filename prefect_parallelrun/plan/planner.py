@@ -19,7 +19,8 @@ from .errors import InputError, MiniBatchSizeError, MixedInputKindsError, Partit
 from .listing import ListedFile, list_files
 from .mini_batch import InputKind, JobPlan, MiniBatch, TablePart
 from .partitions import PartitionFormat, path_fields
-from .table_split import partition_table_file, split_table_file
+from .table_partitions import partition_table_file
+from .table_split import split_table_file
 
 # Hidden files are never data; tables also skip Spark's `_SUCCESS`-style markers, as pyarrow does.
 _SKIPPED_PREFIXES: dict[InputKind, tuple[str, ...]] = {"files": (".",), "tabular": (".", "_")}
@@ -36,7 +37,24 @@ def plan_job(
     File inputs give at most `mini_batch_size` files per mini-batch (default 10), in sorted
     path order; tabular inputs give parts of about `mini_batch_size` bytes (default 1 MB) that
     never span two files. With `partition_keys`, each distinct combination of key values is
-    one mini-batch instead. Raise an `InputError` subclass naming the input and the fix.
+    one mini-batch instead. Only listings, metadata, headers and key columns are read.
+
+    Args:
+        inputs: The job's datasets, all `FileDataset` or all `TabularDataset`.
+        mini_batch_size: Files per mini-batch for file inputs (an int, or a string such as
+            "10"); approximate bytes for tabular inputs ("1MB", "64 KB", or an int).
+        partition_keys: Path fields or columns whose distinct values each make one
+            mini-batch; not with `mini_batch_size`.
+
+    Returns:
+        The mini-batches in input order, and a fingerprint of every listed file and the split
+        parameters.
+
+    Raises:
+        InputError: No inputs, a non-dataset input or a name used twice; a subclass for the
+            other faults (`InputNotFoundError`, `InputReadError`, `CorruptInputError`,
+            `MixedInputKindsError`, `MiniBatchSizeError`, `PartitionFormatError`,
+            `PartitionKeyError`), each naming the input and the fix.
     """
     kind = _input_kind(inputs)
     keys = _partition_keys(partition_keys, mini_batch_size)

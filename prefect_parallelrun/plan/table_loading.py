@@ -11,20 +11,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import mini_batch_read_error
-from .mini_batch import MiniBatch, TablePart
+from .mini_batch import MiniBatch
 from .table_io import (
-    add_path_fields,
     csv_column_names,
-    filter_rows,
     iter_csv_tables,
     iter_jsonl_tables,
     iter_parquet_tables,
     read_csv_bytes,
     read_jsonl_bytes,
 )
+from .table_part import TablePart
+from .table_rows import add_path_fields, filter_rows
 
 
 def load_table(mini_batch: MiniBatch) -> pd.DataFrame:
+    """The rows of a tabular mini-batch, its parts in order, with their path fields.
+
+    Args:
+        mini_batch: A tabular mini-batch.
+
+    Returns:
+        The rows as one DataFrame; parts whose columns differ are combined (missing as null).
+
+    Raises:
+        MiniBatchReadError: A part's file cannot be read or parsed; the message names it.
+    """
     tables = []
     for part in mini_batch.table_parts:
         try:
