@@ -1,7 +1,11 @@
 """The `prefect-parallelrun` command: `run` a job, `validate` a config, read a job's `status`.
 
 Exit status: 0 on success, 1 when the job failed (or `status` finds it failed or stopped), 2 on
-a usage or configuration error, 130 when interrupted (Ctrl-C).
+a usage or configuration error (an invalid PREFECT_PARALLELRUN_* setting included), 130 when
+interrupted (Ctrl-C).
+
+Over 250 lines as one concern: the command line's parser, help texts and its three commands,
+which share the exit statuses; the work itself is the step's and the report stage's.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from prefect_parallelrun.config import ParallelRunConfig
+from prefect_parallelrun.settings import ParallelRunSettings, get_settings
 
 TABULAR_READERS = {
     "csv": "from_delimited_files",
@@ -61,6 +66,11 @@ See 'prefect-parallelrun COMMAND --help' for each command.
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the `prefect-parallelrun` command and its `run`, `validate` and `status`.
+
+    Returns:
+        The parser; it leaves the arguments after `--` to `main`.
+    """
     parser = _parser(
         argparse.ArgumentParser, prog="prefect-parallelrun",
         description="Run an Azure ML-style parallel run step on Prefect and Dask.",
@@ -120,14 +130,35 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command of `prefect-parallelrun`.
+
+    Errors the user can fix (a bad config, setting or argument) are one `error:` line on
+    stderr and exit status 2, never a traceback.
+
+    Args:
+        argv: The command line, less the program's name; None: `sys.argv[1:]`. Arguments
+            after `--` go to the entry script.
+
+    Returns:
+        The exit status: 0 success, 1 the job failed (or `status` finds it failed or
+        stopped), 2 a usage or configuration error, 130 interrupted.
+
+    Raises:
+        SystemExit: `--help`, or arguments the parser refuses (status 2, after the usage).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     script_arguments: list[str] = []
     if "--" in argv:
         split = argv.index("--")
         argv, script_arguments = argv[:split], argv[split + 1 :]
     options = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()  # a bad setting stops here, before a server or a job starts
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
     if options.command == "status":
-        return _status(options.output_dir)
+        return _status(options.output_dir, settings)
     if (options.config is None) == (options.config_block is None):
         options.command_parser.error(  # exits 2, after the command's usage line
             "give exactly one of CONFIG.yml (a YAML file) and --config-block NAME "
@@ -142,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     if options.command == "validate":
         return _validate(config, options.config or f"block {options.config_block!r}")
-    return _run(config, options, script_arguments)
+    return _run(config, options, script_arguments, settings)
 
 
 def _load_config(options: argparse.Namespace) -> ParallelRunConfig:
@@ -199,15 +230,15 @@ def _validate(config: ParallelRunConfig, source: str) -> int:
     return 0
 
 
-def _run(config: ParallelRunConfig, options: argparse.Namespace, arguments: list[str]) -> int:
+def _run(
+    config: ParallelRunConfig, options: argparse.Namespace, arguments: list[str],
+    settings: ParallelRunSettings,
+) -> int:
     from rich.console import Console
 
     from prefect_parallelrun.plan import FileDataset, TabularDataset
-    from prefect_parallelrun.report.terminal import (
-        TerminalProgress,
-        job_log_on_terminal,
-        print_summary,
-    )
+    from prefect_parallelrun.report.terminal import TerminalProgress, job_log_on_terminal
+    from prefect_parallelrun.report.terminal_summary import print_summary
     from prefect_parallelrun.step import ParallelRunStep
 
     if options.tabular:
@@ -223,7 +254,7 @@ def _run(config: ParallelRunConfig, options: argparse.Namespace, arguments: list
             mini_batches_per_task=options.mini_batches_per_task,
         )
         with job_log_on_terminal(options.verbose), TerminalProgress(
-            console, options.name, live
+            console, options.name, live, settings.terminal_interval_seconds
         ) as progress:
             result = step.run(resume=not options.no_resume, progress_listener=progress)
     except (OSError, ValueError, TypeError) as error:
@@ -243,21 +274,21 @@ def _run(config: ParallelRunConfig, options: argparse.Namespace, arguments: list
     return 0
 
 
-def _status(output_dir: str) -> int:
+def _status(output_dir: str, settings: ParallelRunSettings) -> int:
     from rich.console import Console
 
     from prefect_parallelrun.report.folder_status import (
         NotAnOutputFolderError,
         read_folder_status,
     )
-    from prefect_parallelrun.report.terminal import print_folder_status
+    from prefect_parallelrun.report.terminal_summary import print_folder_status
 
     try:
         status = read_folder_status(output_dir)
     except NotAnOutputFolderError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
-    print_folder_status(Console(soft_wrap=True), status)
+    print_folder_status(Console(soft_wrap=True), status, settings.terminal_failures_shown)
     return 0 if status.succeeded or status.state == "running" else JOB_FAILED
 
 

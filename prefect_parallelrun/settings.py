@@ -72,8 +72,8 @@ class ParallelRunSettings(PrefectBaseSettings):
     )
     progress_interval_seconds: float = _seconds(
         5.0,
-        "How often the job writes its progress file, progress log line and "
-        "progress artifact.",
+        "How often the job rewrites its progress file (logs/job_progress_overview.txt) "
+        "and its progress artifact in the Prefect UI.",
     )
     terminal_interval_seconds: float = _seconds(
         5.0,
@@ -82,8 +82,8 @@ class ParallelRunSettings(PrefectBaseSettings):
     )
     terminal_failures_shown: int = _count(
         20, 0,
-        "How many failed mini-batches the CLI's summary and `status` list; the "
-        "rest are counted.",
+        "How many failed mini-batches `prefect-parallelrun status` lists with their "
+        "last error; the rest are counted.",
     )
     group_target_seconds: float = _seconds(
         2.0,

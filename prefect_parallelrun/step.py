@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from prefect.states import State
+
 from prefect_parallelrun.config import DaskCompute, ParallelRunConfig
 from prefect_parallelrun.dispatch.api_outage import riding_out_api_outages
 from prefect_parallelrun.dispatch.arguments import check_arguments
@@ -23,27 +25,70 @@ from prefect_parallelrun.dispatch.shared_cluster import (
     calling_flow_scheduler_address,
     is_task_runner_target,
 )
-from prefect_parallelrun.execute.compute import compute_target_for
+from prefect_parallelrun.execute.compute import ComputeRequest, compute_target_for
 from prefect_parallelrun.plan import Dataset
 from prefect_parallelrun.report import ParallelRunResult, ProgressListener, listening
+from prefect_parallelrun.settings import get_settings
 
 __all__ = ["ParallelRunResult", "ParallelRunStep", "result_of"]
-
 
 
 class ParallelRunStep:
     """Run an entry script over mini-batches of `inputs`, as Azure ML's ParallelRunStep does.
 
-    Contract: the inputs are split into mini-batches (docs/inputs.md); every entry-script process
-    calls the script's `init()` once, then `run(mini_batch)` per mini-batch, where the
-    mini-batch is a list of local file paths or a pandas DataFrame; `run()` returns a list,
-    tuple or DataFrame with one element per succeeded item. A failed attempt is retried up to
-    `run_max_try` attempts; the job aborts when a threshold of the config is crossed.
+    Contract:
 
-    `run()` returns a `ParallelRunResult` whatever the job's outcome, and raises only for
-    invalid arguments, before anything runs. Called inside a `@flow`, the run is a subflow.
+    - The inputs are split into mini-batches (docs/inputs.md): for a `FileDataset`, a list of
+      local file paths; for a `TabularDataset`, a pandas DataFrame.
+    - Every entry-script process (`node_count` x `process_count_per_node`) imports the script
+      and calls its `init()` once, then `run(mini_batch)` for each mini-batch it is given,
+      then `shutdown()` if the script has one.
+    - `run()` must return a list, tuple or DataFrame with one element (row) per succeeded
+      item; items it returns nothing for count as failed. With `output_action="append_row"`
+      the rows are appended to the output file in mini-batch order, each mini-batch exactly
+      once; with `summary_only` only the counts are kept.
+    - On failure: a `run()` that raises, times out (`run_invocation_timeout`) or kills its
+      process fails that attempt, which is retried up to `run_max_try` attempts in all; a
+      mini-batch failing its last attempt fails with all its items. The job aborts when a
+      threshold of the config is crossed (`error_threshold`, `allowed_failed_count`,
+      `allowed_failed_percent`) or when `init()` cannot succeed; committed mini-batches are
+      kept, and running the step again resumes with the others.
+
+    `ParallelRunStep.run()` returns a `ParallelRunResult` whatever the job's outcome, and
+    raises only for invalid arguments or settings, before anything runs. Called inside a
+    `@flow`, the run is a subflow.
+
+    Args:
+        name: The step's name: the flow run's name and the logs folder's.
+        parallel_run_config: The run configuration: entry script, mini-batch size,
+            thresholds, compute.
+        inputs: The datasets to split into mini-batches, in order; at least one.
+        output: The output folder (a local path or fsspec URL); optional for summary_only.
+        side_inputs: Not supported yet: must be empty.
+        arguments: Arguments for the entry script, keyword style (`--name value`), seen in
+            its `sys.argv`.
+        allow_reuse: Return the stored result of an identical, successful earlier run
+            instead of running again.
+        mini_batches_per_task: Mini-batches per Prefect task run: a positive number, or
+            "auto" (short mini-batches share a task run).
+
+    Raises:
+        TypeError: `parallel_run_config` is not a `ParallelRunConfig`.
+        ValueError: No inputs; positional or reserved `arguments`; a bad
+            `mini_batches_per_task`; append_row without an `output`.
+        NotImplementedError: `side_inputs` were given.
 
     Example:
+        ```python
+        # scripts/score.py
+        def init():
+            global model
+            model = load_model()
+
+        def run(mini_batch):  # a list of file paths
+            return [f"{path} {model.score(path)}" for path in mini_batch]
+        ```
+
         ```python
         from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep
 
@@ -99,6 +144,9 @@ class ParallelRunStep:
     ) -> ParallelRunResult:
         """Run the step (a subflow when called inside a flow) and return its result.
 
+        The settings (`PREFECT_PARALLELRUN_*`, prefect.toml) are read first: an invalid one
+        raises before anything starts.
+
         Args:
             resume: Resume the output folder's earlier run of the same job; False starts over.
             progress_listener: Called in this process with a `ProgressSnapshot` when the
@@ -106,12 +154,19 @@ class ParallelRunStep:
                 when dispatch ends; it must return quickly. Not called for a reused result.
                 The command line's progress bar is one.
 
+        Returns:
+            The job's result, failed or not: `status`, `message`, the counts, the output
+            file and the logs folder.
+
         Raises:
+            ValueError: before anything runs, when a setting is invalid; the message names
+                its environment variable.
             ComputeTargetError: (a `ValueError`) before anything runs, when the config's
                 `compute_target` names no usable cluster (no saved block of that name, a
                 cluster class that cannot be imported).
             FileNotFoundError: before anything runs, when the entry script cannot be read.
         """
+        settings = get_settings()
         start_embedded_api()
         config = self.parallel_run_config
         if is_task_runner_target(config.compute_target):
@@ -119,12 +174,15 @@ class ParallelRunStep:
             config = config.model_copy(
                 update={"compute_target": calling_flow_scheduler_address()}
             )
-        compute_target_for(
+        compute_target_for(ComputeRequest(
             config.compute_target, config.node_count, config.process_count_per_node,
             load_block=DaskCompute.load,
-        )
+        ))
         check_entry_script(config)
-        with listening(progress_listener), riding_out_api_outages():
+        with (
+            listening(progress_listener),
+            riding_out_api_outages(settings.api_client_max_retries),
+        ):
             state = parallel_run(
                 config=config,
                 inputs=self.inputs,
@@ -139,8 +197,20 @@ class ParallelRunStep:
         return result_of(state)
 
 
-def result_of(state) -> ParallelRunResult:
-    """The ParallelRunResult carried by a parallel_run flow run's final state."""
+def result_of(state: State) -> ParallelRunResult:
+    """The `ParallelRunResult` carried by a `parallel_run` flow run's final state.
+
+    Args:
+        state: The flow run's final state (`parallel_run(..., return_state=True)`).
+
+    Returns:
+        The job's result, whether the flow run completed or failed.
+
+    Raises:
+        BaseException: The error the flow run ended on, when it ended without a result
+            (an invalid argument or setting, a crash).
+        RuntimeError: The state carries neither a result nor an error.
+    """
     data = state.result(raise_on_failure=False)
     if isinstance(data, ParallelRunResult):
         return data

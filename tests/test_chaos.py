@@ -106,7 +106,7 @@ def test_the_events_clients_outage_messages_become_one_warning(
 ):
     events_client = logging.getLogger("prefect.events.clients")
     services = logging.getLogger("prefect._internal.concurrency")
-    with caplog.at_level(logging.INFO), riding_out_api_outages():
+    with caplog.at_level(logging.INFO), riding_out_api_outages(max_retries=8):
         for attempt in range(3):
             try:
                 raise ConnectionRefusedError(111, "Connect call failed")

@@ -294,6 +294,23 @@ def test_run_refuses_a_bad_mini_batches_per_task(tmp_path: Path):
     )
 
 
+def test_a_bad_setting_is_one_line_and_exit_2_before_anything_starts(tmp_path: Path):
+    env = {**os.environ, "PREFECT_PARALLELRUN_MAX_FAILED_STARTS": "0"}
+    config = str(write_config(tmp_path / "config.yml"))
+    for arguments in (
+        ["status", str(tmp_path)],
+        ["run", config, "--input", str(tmp_path), "--output", str(tmp_path / "out")],
+    ):
+        completed = cli(*arguments, env=env)
+        assert completed.returncode == 2, arguments
+        assert completed.stderr.startswith(
+            "error: Invalid prefect-parallelrun setting: "
+            "PREFECT_PARALLELRUN_MAX_FAILED_STARTS='0'"
+        ), completed.stderr
+        assert len(completed.stderr.splitlines()) == 1, completed.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_progress_listener_sees_every_finished_mini_batch_and_a_last_snapshot(
     tmp_path: Path,
 ):
@@ -301,7 +318,7 @@ def test_the_progress_listener_sees_every_finished_mini_batch_and_a_last_snapsho
 
     seen = []
     reporter = ProgressReporter(
-        JobLogs(tmp_path / "logs"), total=5, already_done=2, with_artifact=False,
+        JobLogs(tmp_path / "logs"), total=5, already_done=2, interval=5.0, with_artifact=False,
         listener=seen.append,
     )
     reporter.scheduled(3)
@@ -330,7 +347,7 @@ def test_a_progress_listener_that_raises_is_dropped_and_counting_goes_on(
         raise RuntimeError("display gone")
 
     reporter = ProgressReporter(
-        JobLogs(tmp_path / "logs"), total=2, already_done=0, with_artifact=False,
+        JobLogs(tmp_path / "logs"), total=2, already_done=0, interval=5.0, with_artifact=False,
         listener=broken,
     )
     reporter.finished(succeeded=True)

@@ -182,7 +182,9 @@ def test_cancelling_stops_a_groups_processes_and_commits_its_finished_members(
     ],
 )
 def test_group_size(per_task, mean, remaining, slots, size):
-    assert group_size(per_task, mean, remaining, slots) == size
+    assert group_size(
+        per_task, mean, remaining, slots, target_seconds=2.0, tail_task_runs_per_slot=2
+    ) == size
 
 
 @pytest.mark.parametrize("value", [0, -2, 1.5, "two", "", True, None])

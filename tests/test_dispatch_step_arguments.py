@@ -60,3 +60,26 @@ def test_a_config_that_is_not_a_parallel_run_config_is_refused():
 def test_no_inputs_is_refused():
     with pytest.raises(ValueError, match="at least one"):
         step(inputs=[])
+
+
+def test_a_bad_setting_is_refused_by_run_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("PREFECT_PARALLELRUN_MAX_FAILED_STARTS", "0")
+    with pytest.raises(ValueError, match="PREFECT_PARALLELRUN_MAX_FAILED_STARTS='0'"):
+        step().run()
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_bad_setting_fails_the_flow_run_with_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from prefect_parallelrun import parallel_run
+
+    monkeypatch.setenv("PREFECT_PARALLELRUN_MAX_FAILED_STARTS", "0")
+    state = parallel_run(
+        config=config(), inputs=[FileDataset.from_files("images/")], output="out/",
+        return_state=True,
+    )
+    assert state.is_failed() and state.name == "InvalidSettings"
+    assert "PREFECT_PARALLELRUN_MAX_FAILED_STARTS='0'" in (state.message or "")

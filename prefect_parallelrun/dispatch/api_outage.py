@@ -7,7 +7,8 @@ written by the job itself. What does go to the API waits for it:
 - Requests (the flow run's states, artifacts, the cancel watch's reads): Prefect's client
   retries a request that finds no server `PREFECT_CLIENT_MAX_RETRIES` times (default 5, with
   waits of 2, 4, 8, 16 and 32 s: about a minute). For the job's duration, where the user set no
-  value, the job's own threads retry `JOB_CLIENT_MAX_RETRIES` times: about eight minutes.
+  value, the job's own threads retry `api_client_max_retries` times (the setting; 8 by default,
+  waits of 2, 4, ... 256 s: about eight and a half minutes).
 - Task-run states travel as events on a websocket; Prefect's events client keeps every event
   the server has not confirmed and sends it again once it reconnects. Meanwhile it logs, for
   each event it tried, a warning that event data "may be lost" and an ERROR naming the whole
@@ -28,8 +29,6 @@ from prefect.settings import (
     temporary_settings,
 )
 
-# Waits of 2, 4, ... 256 s (Prefect's exponential back-off): 510 s in all.
-JOB_CLIENT_MAX_RETRIES = 8
 EVENTS_LOGGERS = ("prefect.events.clients", "prefect._internal.concurrency")
 
 OUTAGE_WARNING = (
@@ -41,15 +40,26 @@ OUTAGE_WARNING = (
 
 
 @contextmanager
-def riding_out_api_outages() -> Iterator[None]:
+def riding_out_api_outages(max_retries: int) -> Iterator[None]:
     """Within this context (and threads started in a copy of it), Prefect's client retries an
-    unreachable API `JOB_CLIENT_MAX_RETRIES` times, unless the user chose a number; Prefect's
-    events client says once, in a warning, that the server cannot be reached."""
+    unreachable API `max_retries` times, unless the user chose a number; Prefect's events
+    client says once, in a warning, that the server cannot be reached.
+
+    The logging filters it adds are removed, and the client setting restored, when the
+    context ends.
+
+    Args:
+        max_retries: Retries of a request that finds no server, used where the user set no
+            `PREFECT_CLIENT_MAX_RETRIES` (the `api_client_max_retries` setting).
+
+    Yields:
+        Nothing; the job runs inside the context.
+    """
     with ExitStack() as stack:
         chosen = get_current_settings().to_environment_variables(exclude_unset=True)
         if PREFECT_CLIENT_MAX_RETRIES.name not in chosen:
             stack.enter_context(
-                temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: JOB_CLIENT_MAX_RETRIES})
+                temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: max_retries})
             )
         outage_filter = EventsOutageFilter()
         for name in EVENTS_LOGGERS:
@@ -67,6 +77,14 @@ class EventsOutageFilter(logging.Filter):
         self._warned = False
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the first connection warning, drop the rest and their ERROR lines.
+
+        Args:
+            record: A record of `prefect.events.clients` or `prefect._internal.concurrency`.
+
+        Returns:
+            Whether the record is logged.
+        """
         if record.name == "prefect.events.clients":
             if not record.getMessage().startswith("Unable to connect to"):
                 return True

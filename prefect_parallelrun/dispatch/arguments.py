@@ -14,6 +14,15 @@ def check_arguments(arguments: list[str] | None) -> list[str]:
 
     Arguments must be keyword style (`--name value` or `--name=value`) so that scripts can use
     `argparse.parse_known_args`; the config's own parameter names are reserved, as in Azure ML.
+
+    Args:
+        arguments: The step's arguments for the entry script; None for none.
+
+    Returns:
+        The arguments, each as a string.
+
+    Raises:
+        ArgumentsError: (a `ValueError`) an argument is positional or a reserved name.
     """
     values = [str(argument) for argument in arguments or []]
     expect_value = False

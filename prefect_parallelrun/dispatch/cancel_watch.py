@@ -3,8 +3,9 @@
 A flow run started by a deployment's runner or worker is cancelled with a SIGTERM, which the
 flow sees as an exception. A flow run started from Python or the command line has nobody to
 send it one: cancelling it in the UI or with `prefect flow-run cancel` only sets its state to
-Cancelling. The watch reads the states of the job's flow run and of its parents every few
-seconds and calls `on_cancel` once when one of them is Cancelling or Cancelled.
+Cancelling. The watch reads the states of the job's flow run and of its parents every
+`poll_seconds` (the `cancel_poll_seconds` setting) and calls `on_cancel` once when one of them
+is Cancelling or Cancelled.
 """
 
 from __future__ import annotations
@@ -19,18 +20,28 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
-DEFAULT_POLL_SECONDS = 2.0
 MAX_PARENTS = 16
 CANCEL_STATES = (StateType.CANCELLING, StateType.CANCELLED)
 
 
 class CancelWatch:
-    """A daemon thread that polls flow-run states until closed or a cancel is seen."""
+    """A daemon thread that polls flow-run states until closed or a cancel is seen.
+
+    A context manager: the thread starts on entry and stops on exit. While the API server
+    cannot be reached, the watch warns once and keeps polling; it never raises.
+
+    Args:
+        flow_run_id: The job's flow run.
+        on_cancel: Called once, in the watch's thread, with a sentence naming the cancelled
+            flow run and its state.
+        logger: Where the watch warns that the API cannot be reached, and says when it
+            answers again.
+        poll_seconds: Seconds between two reads of the states.
+    """
 
     def __init__(
         self, flow_run_id: str, on_cancel: Callable[[str], None],
-        logger: logging.Logger | logging.LoggerAdapter,
-        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        logger: logging.Logger | logging.LoggerAdapter, poll_seconds: float,
     ) -> None:
         self._flow_run_id = UUID(flow_run_id)
         self._on_cancel = on_cancel
@@ -42,10 +53,16 @@ class CancelWatch:
         )
 
     def start(self) -> CancelWatch:
+        """Start polling.
+
+        Returns:
+            This watch.
+        """
         self._thread.start()
         return self
 
     def close(self) -> None:
+        """Stop polling and wait (briefly) for the thread to end."""
         self._closed.set()
         self._thread.join(timeout=self._poll_seconds + 10)
 

@@ -42,7 +42,8 @@ def start_embedded_api() -> bool:
     """Start Prefect's embedded API server now, with `EMBEDDED_SERVER_SETTINGS` where the user
     set nothing. Does nothing when a server URL is set or the embedded server already runs.
 
-    Returns whether this call started it.
+    Returns:
+        Whether this call started it.
     """
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:

@@ -34,6 +34,14 @@ def job_fingerprint(
 ) -> dict[str, Any]:
     """A JSON-able mapping: the job's layout entries, and its code under the `code` key.
 
+    Args:
+        config: The job's config.
+        inputs_fingerprint: The plan's fingerprint of the inputs.
+        arguments: The entry script's arguments.
+
+    Returns:
+        The fingerprint, compared with the stored one on resume and for allow_reuse.
+
     Raises:
         FileNotFoundError: the entry script cannot be read.
     """
@@ -54,6 +62,9 @@ def job_fingerprint(
 def check_entry_script(config: ParallelRunConfig) -> None:
     """Raise before a job starts when its entry script cannot be read.
 
+    Args:
+        config: The job's config: `source_directory` and `entry_script`.
+
     Raises:
         FileNotFoundError: naming the path and the config fields that make it.
     """
@@ -61,13 +72,28 @@ def check_entry_script(config: ParallelRunConfig) -> None:
 
 
 def entry_script_path(config: ParallelRunConfig) -> Path:
+    """Where the entry script is, as the config names it.
+
+    Args:
+        config: The job's config.
+
+    Returns:
+        `entry_script` under `source_directory` (or the working directory).
+    """
     return Path(config.source_directory or ".") / config.entry_script
 
 
 def source_directory_sha256(source_directory: str | Path) -> str:
     """One SHA-256 over the relative path and contents of every file in `source_directory`,
     less hidden files and folders, `__pycache__`, `*.pyc`, output folders and what is not a
-    regular file."""
+    regular file.
+
+    Args:
+        source_directory: The folder of the entry script's code.
+
+    Returns:
+        The hex digest.
+    """
     root = Path(source_directory)
     digest = hashlib.sha256()
     for path in _code_files(root):

@@ -4,8 +4,9 @@ Prefect records every task run, at a cost of milliseconds in the flow process an
 server; for mini-batches of a few milliseconds that cost would be the job. With
 `mini_batches_per_task="auto"`, the first task runs cover one mini-batch each; once
 mini-batches have been timed, a task run covers as many consecutive ones as make about
-`TARGET_SECONDS` of work, but never so many that a process slot would sit idle at the end of
-the job. Mini-batches of `TARGET_SECONDS` or more always get a task run each.
+`target_seconds` of work (the `group_target_seconds` setting), but never so many that a
+process slot would sit idle at the end of the job. Mini-batches of `target_seconds` or more
+always get a task run each.
 """
 
 from __future__ import annotations
@@ -15,15 +16,22 @@ import threading
 from typing import Literal
 
 AUTO: Literal["auto"] = "auto"
-TARGET_SECONDS = 2.0
-# Task runs queued per process slot near the end of the job, so no slot waits for the others.
-TAIL_TASK_RUNS_PER_SLOT = 2
 
 MiniBatchesPerTask = int | Literal["auto"]
 
 
 def check_mini_batches_per_task(value: object) -> MiniBatchesPerTask:
-    """A positive int or "auto" (any case); anything else is a ValueError naming the value."""
+    """Check a `mini_batches_per_task` value from Python, the command line or the run form.
+
+    Args:
+        value: A positive int, its digits as a string, or "auto" (any case).
+
+    Returns:
+        The positive int, or "auto".
+
+    Raises:
+        ValueError: Anything else; the message names the value and the choices.
+    """
     if isinstance(value, str) and value.strip().lower() == AUTO:
         return AUTO
     if isinstance(value, str) and value.strip().isdigit():
@@ -42,12 +50,26 @@ def group_size(
     mean_seconds: float | None,
     remaining: int,
     slots: int,
+    *,
+    target_seconds: float,
+    tail_task_runs_per_slot: int,
 ) -> int:
     """The number of mini-batches for the next task run (at least 1, at most `remaining`).
 
-    `mean_seconds` is the mean time of a mini-batch's run() so far (None before the first
-    has finished); `remaining` the mini-batches not yet handed to a task run; `slots` the
-    entry-script processes the job keeps busy.
+    A pure function: the job passes in its settings and what it has measured so far.
+
+    Args:
+        mini_batches_per_task: A fixed number per task run, or "auto".
+        mean_seconds: The mean time of a mini-batch's run() so far; None before the first
+            has finished.
+        remaining: The mini-batches not yet handed to a task run.
+        slots: The entry-script processes the job keeps busy.
+        target_seconds: With "auto": the seconds of work one task run aims to cover.
+        tail_task_runs_per_slot: With "auto": task runs kept per slot near the end of the
+            job, so that no slot waits idle for the others.
+
+    Returns:
+        How many consecutive mini-batches the next task run covers.
     """
     if remaining <= 1:
         return 1
@@ -55,8 +77,8 @@ def group_size(
         return min(int(mini_batches_per_task), remaining)
     if mean_seconds is None:
         return 1
-    fits = round(TARGET_SECONDS / max(mean_seconds, 1e-6))
-    keeps_slots_busy = math.ceil(remaining / (TAIL_TASK_RUNS_PER_SLOT * max(slots, 1)))
+    fits = round(target_seconds / max(mean_seconds, 1e-6))
+    keeps_slots_busy = math.ceil(remaining / (tail_task_runs_per_slot * max(slots, 1)))
     return max(1, min(fits, keeps_slots_busy, remaining))
 
 
@@ -69,11 +91,17 @@ class RunTimes:
         self._count = 0
 
     def add(self, seconds: float) -> None:
+        """Count one mini-batch's run() time.
+
+        Args:
+            seconds: How long its run() took.
+        """
         with self._lock:
             self._total += seconds
             self._count += 1
 
     @property
     def mean(self) -> float | None:
+        """The mean run() time so far; None before the first."""
         with self._lock:
             return self._total / self._count if self._count else None

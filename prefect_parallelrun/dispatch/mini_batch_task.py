@@ -28,6 +28,19 @@ class MiniBatchRunner:
     """What a mini-batch task needs from its job (implemented by the flow's RunningJob)."""
 
     def run(self, first: int, attempt: int) -> MiniBatchesOutcome:
+        """One attempt of each unfinished mini-batch of the task run starting at `first`.
+
+        Args:
+            first: Which task run: the index of its first mini-batch.
+            attempt: Which try of it, from 1.
+
+        Returns:
+            The mini-batches and items this try committed.
+
+        Raises:
+            MiniBatchAttemptError: Some failed this attempt.
+            JobStoppedError: The job stopped before or while they ran.
+        """
         raise NotImplementedError
 
 
@@ -59,7 +72,15 @@ class JobStoppedError(RuntimeError):
 
 
 def task_run_label(first: int, last: int) -> str:
-    """`mini-batch-7`, or `mini-batches-7-12` for a task run covering several."""
+    """The name of a task run.
+
+    Args:
+        first: The index of its first mini-batch.
+        last: The index of its last mini-batch.
+
+    Returns:
+        `mini-batch-7`, or `mini-batches-7-12` for a task run covering several.
+    """
     return f"mini-batch-{first}" if first == last else f"mini-batches-{first}-{last}"
 
 
@@ -79,6 +100,17 @@ def run_mini_batches(job_id: str, first: int, last: int) -> MiniBatchesOutcome |
 
     Mini-batches stopped because the job was aborted or cancelled end Cancelled: they did not
     fail, and a later run of the step (resume) runs them.
+
+    Args:
+        job_id: The running job's id (its `RUNNING_JOBS` entry).
+        first: The index of the task run's first mini-batch.
+        last: The index of its last mini-batch.
+
+    Returns:
+        What this try committed, or a Cancelled state when the job stopped.
+
+    Raises:
+        MiniBatchAttemptError: Mini-batches failed this attempt; Prefect retries the task run.
     """
     context = TaskRunContext.get()
     attempt = context.task_run.run_count if context and context.task_run else 1

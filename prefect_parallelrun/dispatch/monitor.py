@@ -23,10 +23,18 @@ class Tally:
 
 class JobMonitor:
     """Counts attempts as the mini-batch tasks report their results; aborts once a
-    threshold is crossed or the script cannot start. Safe to call from many task threads."""
+    threshold is crossed or the script cannot start. Safe to call from many task threads.
+
+    Args:
+        thresholds: The job's failure thresholds.
+        total_mini_batches: The mini-batches of the whole job, committed earlier included.
+        on_abort: Called once, at the first abort or cancel, with its reason and whether it
+            is a cancel; it stops the job's entry-script processes.
+    """
 
     def __init__(
-        self, thresholds: Thresholds, total_mini_batches: int, on_abort: Callable[[str], None]
+        self, thresholds: Thresholds, total_mini_batches: int,
+        on_abort: Callable[[str, bool], None],
     ) -> None:
         self._thresholds = thresholds
         self._total = total_mini_batches
@@ -42,10 +50,17 @@ class JobMonitor:
 
     @property
     def aborted(self) -> bool:
+        """Whether the job was aborted or cancelled."""
         return self.abort_reason is not None
 
     def add_committed(self, indexes: list[int], succeeded_items: int, failed_items: int) -> None:
-        """Count mini-batches committed by an earlier run of the same job (resume)."""
+        """Count mini-batches committed by an earlier run of the same job (resume).
+
+        Args:
+            indexes: The committed mini-batches' indexes.
+            succeeded_items: Their succeeded items, summed.
+            failed_items: Their failed items, summed.
+        """
         with self._lock:
             self.tally.succeeded_mini_batches += len(indexes)
             self.tally.succeeded_indexes.update(indexes)
@@ -54,18 +69,29 @@ class JobMonitor:
         self._check()
 
     def all_scheduled(self) -> None:
+        """Every pending mini-batch has been handed to a task run: allowed_failed_percent
+        may now be judged."""
         with self._lock:
             self._all_scheduled = True
         self._check()
 
     def attempt_failed(self, index: int) -> None:
-        """A failed attempt that will be retried: the mini-batch is failing for now."""
+        """A failed attempt that will be retried: the mini-batch is failing for now.
+
+        Args:
+            index: The mini-batch's index.
+        """
         with self._lock:
             self._failing.add(index)
         self._check()
 
     def mini_batch_failed(self, index: int, items: int) -> None:
-        """The last attempt failed: every item of the mini-batch counts as failed."""
+        """The last attempt failed: every item of the mini-batch counts as failed.
+
+        Args:
+            index: The mini-batch's index.
+            items: Its items, all counted as failed.
+        """
         with self._lock:
             self._failing.add(index)
             self.tally.failed_mini_batches += 1
@@ -74,6 +100,13 @@ class JobMonitor:
         self._check()
 
     def mini_batch_succeeded(self, index: int, succeeded_items: int, failed_items: int) -> None:
+        """A mini-batch was committed.
+
+        Args:
+            index: The mini-batch's index.
+            succeeded_items: The items its run() returned a result for.
+            failed_items: Its other items.
+        """
         with self._lock:
             self._failing.discard(index)
             self.tally.succeeded_mini_batches += 1
@@ -83,7 +116,11 @@ class JobMonitor:
         self._check()
 
     def fatal(self, error: str) -> None:
-        """The entry script cannot run at all (init() fails everywhere): end the job now."""
+        """The entry script cannot run at all (init() fails everywhere): end the job now.
+
+        Args:
+            error: What fails; the first one given is kept.
+        """
         with self._lock:
             if self.fatal_error is None:
                 self.fatal_error = error
@@ -91,25 +128,44 @@ class JobMonitor:
 
     def output_failed(self, error: str) -> None:
         """The output folder (or the logs in it) cannot be written: a full disk, a folder made
-        read-only. Every later commit would fail the same way, so end the job now."""
+        read-only. Every later commit would fail the same way, so end the job now.
+
+        Args:
+            error: What could not be written, where, and what to do.
+        """
         with self._lock:
             if self.abort_reason is None and self.output_error is None:
                 self.output_error = error
         self.abort(f"the output folder cannot be written: {error}")
 
     def cancel(self, reason: str) -> None:
-        """The flow run was cancelled (UI, CLI, a signal): stop the job, as for an abort."""
+        """The flow run was cancelled (UI, CLI, a signal): stop the job, as for an abort.
+
+        Args:
+            reason: Who or what cancelled it.
+        """
         self.abort(reason, cancelled=True)
 
     def abort(self, reason: str, cancelled: bool = False) -> None:
+        """Stop the job: call `on_abort` once; later calls are ignored.
+
+        Args:
+            reason: Why, as a sentence; the job's result repeats it.
+            cancelled: Whether this is a cancel rather than an abort.
+        """
         with self._lock:
             if self.abort_reason is not None:
                 return
             self.abort_reason = reason
             self.cancelled = cancelled
-        self._on_abort(reason)
+        self._on_abort(reason, cancelled)
 
     def counts(self) -> FailureCounts:
+        """The figures the thresholds are judged on, now.
+
+        Returns:
+            A consistent copy of the counts.
+        """
         with self._lock:
             return FailureCounts(
                 failed_items=self.tally.failed_items,

@@ -20,19 +20,53 @@ from prefect_parallelrun.report.result import Status
 
 @dataclass
 class JobOutcome:
-    """What dispatch leaves behind: the counts and the last error of each failing mini-batch."""
+    """What dispatch leaves behind: the counts and the last error of each failing mini-batch.
+
+    Args:
+        monitor: The job's counts and why it stopped, if it did.
+        last_errors: The last failed attempt of each mini-batch that failed one, by index.
+        interrupted: SIGTERM or Ctrl-C, raised again once the job's end is written.
+    """
 
     monitor: JobMonitor
     last_errors: dict[int, AttemptResult]
-    state_name: str = "Failed"
-    interrupted: BaseException | None = None  # SIGTERM or Ctrl-C, raised again once written
+    interrupted: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """A finished job's result and the name of the flow run's final state.
+
+    Args:
+        result: What the step returns.
+        state_name: The final state's name: "Completed", or why it failed ("Failed",
+            "Cancelled", "ThresholdExceeded", "EntryScriptCannotStart", "OutputNotWritable",
+            "NoItemSucceeded").
+    """
+
+    result: ParallelRunResult
+    state_name: str
 
 
 def summarize(
     outcome: JobOutcome, plan: JobPlan, folder: OutputFolder | None, logs: JobLogs,
     seconds: float,
-) -> ParallelRunResult:
-    """Assemble the output file, write failed_items.txt and job_result.txt, publish artifacts."""
+) -> JobSummary:
+    """Assemble the output file, write failed_items.txt and job_result.txt, publish artifacts.
+
+    A file that cannot be written (a full disk, a read-only folder) is named in the result's
+    message, and fails a job that would have completed; nothing is raised for it.
+
+    Args:
+        outcome: What dispatch left behind.
+        plan: The job's plan.
+        folder: The output folder; None for summary_only without one.
+        logs: The job's logs folder.
+        seconds: How long the job took.
+
+    Returns:
+        The result and the final state's name; `outcome` is left unchanged.
+    """
     tally = outcome.monitor.tally
     failed = [plan.mini_batches[index] for index in sorted(tally.failed_indexes)]
     unwritten: list[str] = []
@@ -45,12 +79,12 @@ def summarize(
         ))
     processed_items = tally.succeeded_items + tally.failed_items
     not_run = len(plan.mini_batches) - tally.succeeded_mini_batches - tally.failed_mini_batches
-    status, message = _status_and_message(outcome, plan, folder, not_run)
+    status, state_name, message = _status_and_message(outcome, plan, folder, not_run)
     if unwritten and outcome.monitor.output_error is not None:
         message = f"{message} Could not write {'; '.join(unwritten)} either."
     elif unwritten:
         if status == "Completed":
-            status, outcome.state_name = "Failed", "OutputNotWritable"
+            status, state_name = "Failed", "OutputNotWritable"
         message = (
             f"{message} But could not write {'; '.join(unwritten)}. The committed "
             f"mini-batches are kept: free space (or make the folder writable) and run the "
@@ -86,49 +120,45 @@ def summarize(
         ]
     )
     publish_summary(result)
-    return result
+    return JobSummary(result=result, state_name=state_name)
 
 
 def _status_and_message(
     outcome: JobOutcome, plan: JobPlan, folder: OutputFolder | None, not_run: int
-) -> tuple[Status, str]:
+) -> tuple[Status, str, str]:
+    """The job's status, its final state's name and its message."""
     monitor, tally = outcome.monitor, outcome.monitor.tally
     if monitor.fatal_error is not None:
-        outcome.state_name = "EntryScriptCannotStart"
-        return "Failed", (
+        return "Failed", "EntryScriptCannotStart", (
             f"The job was aborted: the entry script cannot start. {monitor.fatal_error}"
         )
     if monitor.output_error is not None:
-        outcome.state_name = "OutputNotWritable"
-        return "Failed", (
+        return "Failed", "OutputNotWritable", (
             f"The job was aborted: {monitor.abort_reason} {tally.succeeded_mini_batches} "
             f"mini-batches succeeded, {tally.failed_mini_batches} failed and {not_run} were not "
             f"run."
         )
     if monitor.cancelled:
-        outcome.state_name = "Cancelled"
-        return "Failed", (
+        return "Failed", "Cancelled", (
             f"The job was cancelled: {monitor.abort_reason} {tally.succeeded_mini_batches} "
             f"mini-batches succeeded, {tally.failed_mini_batches} failed and {not_run} were not "
             f"run; run the step again to resume with the unfinished ones."
         )
     if monitor.aborted:
-        outcome.state_name = "ThresholdExceeded"
-        return "Failed", (
+        return "Failed", "ThresholdExceeded", (
             f"The job was aborted: {monitor.abort_reason} {tally.succeeded_mini_batches} "
             f"mini-batches succeeded, {tally.failed_mini_batches} failed and {not_run} were not "
             f"run; run the step again to resume with the unfinished ones."
         )
     if not plan.mini_batches:
-        return "Completed", "The inputs are empty: 0 mini-batches to run."
+        return "Completed", "Completed", "The inputs are empty: 0 mini-batches to run."
     if folder is not None and folder.output_file is not None and tally.succeeded_items == 0:
-        outcome.state_name = "NoItemSucceeded"
-        return "Failed", (
+        return "Failed", "NoItemSucceeded", (
             f"No item succeeded (out of {tally.failed_items} failed items in "
             f"{len(plan.mini_batches)} mini-batches), so append_row has nothing to write. "
             f"See job_error.txt for the errors."
         )
-    return "Completed", (
+    return "Completed", "Completed", (
         f"{tally.succeeded_mini_batches} of {len(plan.mini_batches)} mini-batches "
         f"succeeded ({tally.succeeded_items} items succeeded, {tally.failed_items} failed)."
     )

@@ -21,12 +21,28 @@ HOW = (
 
 
 def is_task_runner_target(compute_target: Any) -> bool:
+    """Whether a config's `compute_target` is "task_runner" (any case).
+
+    Args:
+        compute_target: The config's compute target.
+
+    Returns:
+        True for "task_runner".
+    """
     return isinstance(compute_target, str) and compute_target.strip().lower() == TASK_RUNNER
 
 
 def calling_flow_scheduler_address() -> str:
     """The scheduler address of the calling flow's `DaskTaskRunner` (it starts the cluster when
-    the flow has not used it yet), or a `ComputeTargetError` that says what to change."""
+    the flow has not used it yet).
+
+    Returns:
+        The scheduler's address.
+
+    Raises:
+        ComputeTargetError: No calling flow, or it does not run on a `DaskTaskRunner`; the
+            message says what to change.
+    """
     context = FlowRunContext.get()
     if context is None:
         raise ComputeTargetError(

@@ -18,6 +18,17 @@ class Thresholds:
         cls, error_threshold: int, allowed_failed_count: int | None,
         allowed_failed_percent: float | None,
     ) -> Thresholds:
+        """The thresholds of a config, each "never" value (-1, None, 100%) made None.
+
+        Args:
+            error_threshold: Failed items allowed; -1 for no limit.
+            allowed_failed_count: Failing mini-batches allowed; None or -1 for no limit.
+            allowed_failed_percent: Percent of failed mini-batches allowed; None or 100 for
+                no limit.
+
+        Returns:
+            The thresholds.
+        """
         return cls(
             error_threshold=None if error_threshold == -1 else error_threshold,
             allowed_failed_count=(
@@ -41,7 +52,15 @@ class FailureCounts:
 
 
 def crossed_threshold(thresholds: Thresholds, counts: FailureCounts) -> str | None:
-    """The message naming the first threshold crossed, with its figures, or None."""
+    """Judge the counts against the thresholds; a pure function.
+
+    Args:
+        thresholds: The job's thresholds.
+        counts: The counts at this moment.
+
+    Returns:
+        The message naming the first threshold crossed, with its figures, or None.
+    """
     if thresholds.error_threshold is not None and counts.failed_items > thresholds.error_threshold:
         return (
             f"error_threshold crossed: {counts.failed_items} failed items > "

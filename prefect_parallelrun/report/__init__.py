@@ -2,9 +2,9 @@
 
 from prefect_parallelrun.report.artifacts import publish_failed_mini_batches, publish_summary
 from prefect_parallelrun.report.job_logs import AttemptRow, JobLogs
-from prefect_parallelrun.report.progress import (
+from prefect_parallelrun.report.progress import ProgressReporter
+from prefect_parallelrun.report.progress_listener import (
     ProgressListener,
-    ProgressReporter,
     ProgressSnapshot,
     current_listener,
     listening,

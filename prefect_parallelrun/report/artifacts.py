@@ -8,7 +8,11 @@ from prefect_parallelrun.report.result import ParallelRunResult
 
 
 def publish_failed_mini_batches(rows: list[dict[str, str]]) -> None:
-    """A table artifact with one row per failed mini-batch (none when nothing failed)."""
+    """A table artifact with one row per failed mini-batch (none when nothing failed).
+
+    Args:
+        rows: One mapping per failed mini-batch: column name to text.
+    """
     if rows:
         create_table_artifact(
             table=rows,
@@ -18,7 +22,11 @@ def publish_failed_mini_batches(rows: list[dict[str, str]]) -> None:
 
 
 def publish_summary(result: ParallelRunResult) -> None:
-    """A markdown artifact equal to job_result.txt, its lines kept apart by hard breaks."""
+    """A markdown artifact equal to job_result.txt, its lines kept apart by hard breaks.
+
+    Args:
+        result: The job's result.
+    """
     create_markdown_artifact(
         markdown="  \n".join(result.summary_lines()) + "\n",
         key="parallel-run-summary",

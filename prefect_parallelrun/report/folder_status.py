@@ -60,11 +60,18 @@ class FolderStatus:
 
     @property
     def succeeded(self) -> bool:
+        """Whether a run finished and its result is Completed."""
         return self.state == "finished" and self.result_lines[0].startswith("Completed")
 
 
 def read_folder_status(folder: str) -> FolderStatus:
-    """Read the state of the job in the output folder `folder` (a path or fsspec URL).
+    """Read the state of the job in an output folder, from its files alone.
+
+    Args:
+        folder: The output folder: a path or fsspec URL.
+
+    Returns:
+        The job's state, committed counts, last progress line and failed mini-batches.
 
     Raises:
         NotAnOutputFolderError: `folder` does not exist or holds no `.parallel_run` state.

@@ -1,5 +1,5 @@
-"""Progress while a job runs: job_progress_overview.txt lines, the Prefect progress artifact and,
-for a caller in the same process (the command line's progress bar), a progress listener."""
+"""Progress while a job runs: job_progress_overview.txt lines, the Prefect progress artifact and
+the job's progress listener, if any (`progress_listener.py`)."""
 
 from __future__ import annotations
 
@@ -7,116 +7,51 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import replace
 from typing import cast
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from prefect_parallelrun.report.job_logs import JobLogs
+from prefect_parallelrun.report.progress_listener import ProgressListener, ProgressSnapshot
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ProgressSnapshot:
-    """Where a running job stands, counted in mini-batches.
-
-    `already_done` mini-batches were committed by an earlier run of a resumed job; they count
-    as succeeded, but not in `per_second` or `seconds_left`, which measure this run only.
-    """
-
-    total: int
-    scheduled: int
-    succeeded: int
-    failed: int
-    already_done: int
-    elapsed: float
-    finished: bool = False
-
-    @property
-    def processed(self) -> int:
-        return self.succeeded + self.failed
-
-    @property
-    def per_second(self) -> float | None:
-        """Mini-batches processed per second by this run; None before the first one."""
-        ran = self.processed - self.already_done
-        return ran / self.elapsed if ran and self.elapsed > 0 else None
-
-    @property
-    def seconds_left(self) -> float | None:
-        """Estimated seconds to the end at this run's pace; None before the first one."""
-        remaining = self.total - self.processed
-        if not remaining:
-            return 0.0
-        speed = self.per_second
-        return remaining / speed if speed else None
-
-    def line(self) -> str:
-        """The job_progress_overview.txt line."""
-        left = self.seconds_left
-        eta = "unknown" if left is None else f"{left:.0f} s"
-        return (
-            f"scheduled {self.scheduled} of {self.total}; processed {self.processed} of "
-            f"{self.total} ({self.succeeded} succeeded, {self.failed} failed); "
-            f"estimated time left {eta}"
-        )
-
-
-ProgressListener = Callable[[ProgressSnapshot], None]
-"""Called with a snapshot when a job's progress starts, at every finished mini-batch and, with
-`finished=True`, when dispatch ends. It runs in the job's threads, one call at a time, and must
-return quickly."""
-
-# How a listener crosses the flow boundary: a flow's parameters must stay JSON (deployments,
-# the UI's run form), and a flow called in this process runs in this context.
-_LISTENER: contextvars.ContextVar[ProgressListener | None] = contextvars.ContextVar(
-    "parallel_run_progress_listener", default=None
-)
-
-
-@contextmanager
-def listening(listener: ProgressListener | None) -> Iterator[None]:
-    """Make `listener` the progress listener of the jobs started in this context."""
-    token = _LISTENER.set(listener)
-    try:
-        yield
-    finally:
-        _LISTENER.reset(token)
-
-
-def current_listener() -> ProgressListener | None:
-    """The progress listener set by `listening()` around this job, if any."""
-    return _LISTENER.get()
-
-
 class ProgressReporter:
     """Counts finished mini-batches and reports them every `interval` seconds from a thread,
-    and to `listener`, if given, as each one finishes."""
+    and to `listener`, if given, as each one finishes.
+
+    Reporting never fails the job: a progress line that cannot be written, an artifact the
+    API does not take, or a listener that raises is warned about once and left out.
+
+    Args:
+        logs: The logs folder, for job_progress_overview.txt.
+        total: The job's mini-batches, earlier runs' included.
+        already_done: Mini-batches committed by an earlier run of the same job.
+        interval: Seconds between two progress lines (and artifact updates).
+        with_artifact: Whether to keep a Prefect progress artifact up to date.
+        listener: Called with a `ProgressSnapshot` as each mini-batch finishes.
+    """
 
     def __init__(
-        self, logs: JobLogs, total: int, already_done: int, interval: float = 5.0,
+        self, logs: JobLogs, total: int, already_done: int, interval: float,
         with_artifact: bool = True, listener: ProgressListener | None = None,
     ) -> None:
-        self._logs = logs
-        self._total = total
-        self._already_done = already_done
-        self._interval = interval
-        self._listener = listener
-        self._lock = threading.Lock()
-        self._scheduled = already_done
-        self._succeeded = already_done
-        self._failed = 0
+        self._logs, self._interval, self._listener = logs, interval, listener
+        # The figures of the next snapshot; `elapsed` is measured from `_started` at each one.
+        self._counts = ProgressSnapshot(
+            total=total, scheduled=already_done, succeeded=already_done, failed=0,
+            already_done=already_done, elapsed=0.0,
+        )
         self._started = time.monotonic()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_line = ""
-        self._artifact_id: UUID | None = None
         self._api_warned = False
-        if with_artifact:
-            self._artifact_id = self._create_artifact()
+        self._artifact_id = self._create_artifact() if with_artifact else None
         with self._lock:
             self._notify()
         self._thread = _thread_in_this_context(self._report_periodically, "parallel-run-progress")
@@ -127,19 +62,29 @@ class ProgressReporter:
         )
 
     def scheduled(self, count: int = 1) -> None:
+        """Count mini-batches handed to a task run.
+
+        Args:
+            count: How many.
+        """
         with self._lock:
-            self._scheduled += count
+            self._counts = replace(self._counts, scheduled=self._counts.scheduled + count)
 
     def finished(self, succeeded: bool) -> None:
+        """Count a mini-batch finished for good, and tell the listener.
+
+        Args:
+            succeeded: Whether it was committed (else it failed its last attempt).
+        """
         with self._lock:
             if succeeded:
-                self._succeeded += 1
+                self._counts = replace(self._counts, succeeded=self._counts.succeeded + 1)
             else:
-                self._failed += 1
+                self._counts = replace(self._counts, failed=self._counts.failed + 1)
             self._notify()
 
     def close(self) -> None:
-        """Stop the thread and write the final line."""
+        """Stop the threads, write the final line and send the listener a last snapshot."""
         self._stop.set()
         self._thread.join()
         self._report()
@@ -148,17 +93,28 @@ class ProgressReporter:
             self._notify(finished=True)
 
     def line(self) -> str:
+        """The progress line now.
+
+        Returns:
+            The line as written to job_progress_overview.txt.
+        """
         return self.snapshot().line()
 
     def snapshot(self, finished: bool = False) -> ProgressSnapshot:
+        """Where the job stands now.
+
+        Args:
+            finished: Whether dispatch has ended.
+
+        Returns:
+            A frozen copy of the counts.
+        """
         with self._lock:
             return self._snapshot(finished)
 
     def _snapshot(self, finished: bool) -> ProgressSnapshot:
-        return ProgressSnapshot(
-            total=self._total, scheduled=self._scheduled, succeeded=self._succeeded,
-            failed=self._failed, already_done=self._already_done,
-            elapsed=time.monotonic() - self._started, finished=finished,
+        return replace(
+            self._counts, elapsed=time.monotonic() - self._started, finished=finished
         )
 
     def _notify(self, finished: bool = False) -> None:
@@ -176,8 +132,8 @@ class ProgressReporter:
             self._listener = None
 
     def _percent(self) -> float:
-        processed = self._succeeded + self._failed
-        return 100.0 if not self._total else round(processed / self._total * 100, 1)
+        counts = self._counts
+        return 100.0 if not counts.total else round(counts.processed / counts.total * 100, 1)
 
     def _report_periodically(self) -> None:
         while not self._stop.wait(self._interval):

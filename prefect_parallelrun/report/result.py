@@ -30,17 +30,35 @@ class ParallelRunResult:
 
     @property
     def succeeded(self) -> bool:
+        """Whether the job completed."""
         return self.status == "Completed"
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-able mapping.
+
+        Returns:
+            Field name to value.
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ParallelRunResult:
+        """The result stored by `to_dict`.
+
+        Args:
+            data: Field name to value.
+
+        Returns:
+            The result.
+        """
         return cls(**data)
 
     def summary_lines(self) -> list[str]:
-        """job_result.txt: the status and reason on the first line, the figures after."""
+        """The lines of job_result.txt.
+
+        Returns:
+            The status and reason on the first line, the figures after.
+        """
         return [
             f"{self.status}: {self.message}",
             f"mini-batches: {self.succeeded_mini_batches} succeeded, "

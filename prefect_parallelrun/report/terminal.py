@@ -1,4 +1,6 @@
-"""What the command line shows: live progress, the closing summary, an output folder's status.
+"""What the command line shows while a job runs: live progress and the job's own log lines.
+
+The closing summary and an output folder's status are `terminal_summary.py`'s.
 
 Progress comes from the job in the same process, as a progress listener (`ProgressSnapshot`):
 on a terminal a `rich` progress bar, elsewhere (a pipe, a CI log) the job_progress_overview.txt
@@ -17,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from rich import box
 from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
@@ -28,16 +29,12 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
-from prefect_parallelrun.report.folder_status import FolderStatus
-from prefect_parallelrun.report.progress import ProgressSnapshot
-from prefect_parallelrun.report.result import ParallelRunResult
+from prefect_parallelrun.report.progress_listener import ProgressSnapshot
+from prefect_parallelrun.report.terminal_summary import format_clock
 
-PLAIN_INTERVAL_SECONDS = 5.0
 PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
-SHOWN_FAILURES = 20
 
 
 class TerminalProgress:
@@ -46,12 +43,18 @@ class TerminalProgress:
     With `live` (stdout is a terminal) it draws a progress bar: mini-batches done of all,
     failed, mini-batches per second, time left. Otherwise it prints the progress line (as in
     job_progress_overview.txt) when the job starts, every `interval` seconds as mini-batches
-    finish, and when it ends.
+    finish, and when it ends. Drawing never fails the job (a listener that raises is dropped
+    by the job's progress reporter).
+
+    Args:
+        console: Where to draw or print.
+        name: The step's name, shown beside the bar.
+        live: Whether to draw a bar (stdout is a terminal) rather than print lines.
+        interval: Seconds between two printed lines (the `terminal_interval_seconds`
+            setting); unused with `live`.
     """
 
-    def __init__(
-        self, console: Console, name: str, live: bool, interval: float = PLAIN_INTERVAL_SECONDS
-    ) -> None:
+    def __init__(self, console: Console, name: str, live: bool, interval: float) -> None:
         self._console = console
         self._name = name
         self._live = live
@@ -125,7 +128,7 @@ def _figures(snapshot: ProgressSnapshot) -> str:
     elif left is None:
         left_text = "[dim]-:--:-- left[/]"
     else:
-        left_text = f"{_clock(left)} left"
+        left_text = f"{format_clock(left)} left"
     rate = f"{speed:.1f}/s" if speed is not None else "[dim]-/s[/]"
     return (
         f"[green]{snapshot.processed}/{snapshot.total}[/] mini-batches • {failed} • {rate} • "
@@ -140,125 +143,19 @@ class _Spinner(SpinnerColumn):
         return Text("•", style="dim") if task.fields.get("done") else super().render(task)
 
 
-def print_summary(console: Console, result: ParallelRunResult) -> None:
-    """The closing summary: the result's message, a table of the figures, the paths."""
-    colour = "green" if result.succeeded else "red"
-    console.print()
-    console.print(
-        f"[bold {colour}]{result.status}[/]: {result.message}", highlight=False, soft_wrap=True
-    )
-    table = Table(
-        box=box.SIMPLE_HEAD, title=f"[bold {colour}]{result.status}[/] in "
-        f"{_duration(result.seconds)}", title_justify="left",
-    )
-    table.add_column("")
-    for column in ("succeeded", "failed", "all"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        "mini-batches", str(result.succeeded_mini_batches),
-        _failed(result.failed_mini_batches), str(result.total_mini_batches),
-    )
-    table.add_row(
-        "items", str(result.succeeded_items), _failed(result.failed_items),
-        str(result.total_items),
-    )
-    console.print(table)
-    _print_path(console, "output file:", result.output_file or "none (summary_only)")
-    _print_path(console, "logs:", result.logs_dir)
-
-
-def print_folder_status(console: Console, status: FolderStatus) -> None:
-    """`status`: the state of the job in an output folder, then its failed mini-batches
-    (on a console that does not wrap lines, so that paths and errors stay whole)."""
-    _print_path(console, "output folder:", status.folder)
-    if status.state == "running" and status.holder is not None:
-        console.print("[bold yellow]Running[/]: " + status.holder.describe(), highlight=False)
-    elif status.state == "stopped" and status.holder is not None:
-        console.print(
-            "[bold red]Stopped[/]: the run that held this folder is gone without finishing ("
-            + status.holder.describe() + "). Run the same command again to resume it.",
-            highlight=False,
-        )
-    elif status.state == "not finished":
-        console.print(
-            "[bold red]Not finished[/]: no run holds this folder and none wrote a result. "
-            "Run the same command again to resume it.", highlight=False,
-        )
-    for number, line in enumerate(status.result_lines):
-        if number == 0:
-            colour = "green" if status.succeeded else "red"
-            state, _, reason = line.partition(":")
-            console.print(f"[bold {colour}]{state}[/]:{reason}", highlight=False)
-        else:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if status.state != "finished":
-        console.print(
-            f"committed so far: {_count(status.committed_mini_batches, 'mini-batch')} "
-            f"({_count(status.committed_items, 'item')} succeeded)", highlight=False,
-        )
-        if status.progress_line:
-            console.print(
-                f"last progress: {status.progress_line}", markup=False, highlight=False,
-                soft_wrap=True,
-            )
-    _print_failures(console, status)
-
-
-def _print_failures(console: Console, status: FolderStatus) -> None:
-    failed = status.failed_mini_batches
-    if not failed:
-        return
-    still = " (some may still be retried)" if status.state == "running" else ""
-    console.print(
-        f"\n[bold red]{_count(len(failed), 'mini-batch')} without a committed result[/]"
-        f"{still}, with the last error of each:", highlight=False,
-    )
-    for mini_batch in failed[:SHOWN_FAILURES]:
-        console.print(
-            f"  mini-batch {mini_batch.index} ({_count(mini_batch.attempts, 'attempt')}, "
-            f"{mini_batch.status}): {mini_batch.last_error or 'no error recorded'}",
-            markup=False, highlight=False,
-        )
-    if len(failed) > SHOWN_FAILURES:
-        console.print(f"  ... and {len(failed) - SHOWN_FAILURES} more.", highlight=False)
-    console.print(
-        f"Tracebacks: {status.folder}/logs/job_error.txt; per attempt: "
-        f"{status.folder}/logs/sys/job_report/processed_mini-batches.csv",
-        markup=False, highlight=False, soft_wrap=True,
-    )
-
-
-def _count(count: int, noun: str) -> str:
-    plural = noun + ("es" if noun.endswith("h") else "s")
-    return f"{count} {noun if count == 1 else plural}"
-
-
-def _failed(count: int) -> str:
-    return f"[red]{count}[/]" if count else "0"
-
-
-def _print_path(console: Console, label: str, path: str) -> None:
-    # soft_wrap: a long path stays one line that a terminal can copy whole.
-    console.print(f"{label:<12} {path}", markup=False, highlight=False, soft_wrap=True)
-
-
-def _clock(seconds: float) -> str:
-    minutes, second = divmod(round(seconds), 60)
-    hours, minute = divmod(minutes, 60)
-    return f"{hours}:{minute:02d}:{second:02d}"
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 60 else _clock(seconds)
-
-
 @contextmanager
 def job_log_on_terminal(verbose: bool) -> Iterator[None]:
     """While the job runs, show only its own warnings and errors on the terminal.
 
     Prefect's console handlers (which print every task run's state, the embedded server's
     start and the libraries' warnings) are set aside and given back afterwards; the flow
-    run's log in Prefect keeps everything. With `verbose`, nothing changes.
+    run's log in Prefect keeps everything.
+
+    Args:
+        verbose: Change nothing: show every log line as Prefect does.
+
+    Yields:
+        Nothing; run the job inside the context.
     """
     if verbose:
         yield
