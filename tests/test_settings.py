@@ -57,6 +57,7 @@ def test_a_bad_value_is_refused_naming_its_variable(
     assert "Fix or unset it" in message
 
 
+@pytest.mark.usefixtures("prefect_server")
 def test_a_job_runs_by_the_settings_of_the_process_that_starts_it(
     bench: JobBench, monkeypatch: pytest.MonkeyPatch
 ):
