@@ -109,6 +109,12 @@ class ParallelRunSettings(PrefectBaseSettings):
         "Age after which another host takes over a writer lock whose holder "
         "stopped rewriting it (the hosts' clocks must agree to well within this).",
     )
+    cluster_workers_timeout_seconds: float = _seconds(
+        600.0,
+        "With a DaskCompute cluster_class and no adapt_kwargs: how long the job waits "
+        "for its node_count workers to join (a batch queue may hold their jobs) before "
+        "it fails, before any mini-batch has run.",
+    )
     local_cluster_parent_check_seconds: float = _seconds(
         1.0,
         "How often the local cluster's scheduler and workers check that the "

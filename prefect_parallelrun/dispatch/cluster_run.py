@@ -85,6 +85,7 @@ def run_pending(
                 dask_log_level=logging.DEBUG if config.logging_level == "DEBUG"
                 else logging.WARNING,
                 warn=logger.warning,  # a plain tcp:// scheduler on another machine
+                logger=logger,
             )
         )
         stopper = _JobStopper(client, job_id, logger)

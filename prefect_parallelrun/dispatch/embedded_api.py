@@ -10,13 +10,15 @@ these settings; a value the user set (environment, profile) is never overridden.
 The server runs in a process group of its own. Ctrl-C in a terminal signals the whole
 foreground process group; a server that stopped with it would leave the flow process, which
 ends the job in order on that Ctrl-C, retrying for minutes to record the job's final state.
-Prefect still stops the server when the process exits.
+Prefect still stops the server when the process exits; and a process killed outright (SIGKILL,
+the out-of-memory killer), which runs no exit handler, leaves no server behind either: the
+server runs bound to it (execute/parent_bound.py) and shuts down within seconds of its end.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
+import os
 import subprocess
 import time
 import types
@@ -25,6 +27,8 @@ from typing import Any
 import prefect.server.api.server as prefect_server_module
 import prefect.settings
 from prefect.settings import get_current_settings, temporary_settings
+
+from prefect_parallelrun.execute.parent_bound import parent_bound_command
 
 EMBEDDED_SERVER_SETTINGS: dict[str, Any] = {
     # Batch the recorder's writes: 100 task-run events per transaction, flushed every second
@@ -77,19 +81,24 @@ def _let_the_recorder_flush(server: prefect_server_module.SubprocessASGIServer, 
 
 
 class OwnProcessGroupServer(prefect_server_module.SubprocessASGIServer):
-    """Prefect's embedded server, its process started in a session of its own.
+    """Prefect's embedded server, its process started in a session of its own and bound to
+    this process: it shuts down when this process is gone, however it ended.
 
     `SubprocessASGIServer` is one instance per port, so once this class has made the instance
     of the default port, every `SubprocessASGIServer()` in Prefect returns it.
     """
 
     def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-        own_session = types.SimpleNamespace(
-            **{**vars(subprocess),
-               "Popen": functools.partial(subprocess.Popen, start_new_session=True)}
-        )
+        own_session = types.SimpleNamespace(**{**vars(subprocess), "Popen": _bound_popen})
         prefect_server_module.subprocess = own_session  # type: ignore[assignment]  # one call
         try:
             return super()._run_uvicorn_command()
         finally:
             prefect_server_module.subprocess = subprocess
+
+
+def _bound_popen(args: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+    """Prefect's `Popen` of the server, in a session of its own, bound to this process."""
+    return subprocess.Popen(
+        parent_bound_command(list(args), os.getpid()), start_new_session=True, **kwargs
+    )

@@ -5,7 +5,9 @@ too, and must not pay for Dask or pandas before the user's script needs them.
 
 - `compute`: compute targets (`"local"`, a scheduler URL, a `DaskCompute` block) -> a Client;
   `compute_target` (their base), `compute_clusters` (the kinds), `compute_tls` (TLS),
-  `local_cluster` (the "local" target's processes), `hardware` (GPUs and CPUs).
+  `local_cluster` (the "local" target's processes), `hardware` (GPUs and CPUs),
+  `cluster_class` (a block's cluster class), `cluster_workers` (waiting for its workers).
+- `parent_bound`: runs a module (Prefect's embedded API server) while its parent lives.
 - `environment`: the check that every worker has the job's pip requirements.
 - `environment_install`: with `DaskCompute(install_environment=True)`, the job's missing pip
   requirements installed on each worker, into a cached folder of its own; `environment_needs`

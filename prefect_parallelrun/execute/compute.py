@@ -81,6 +81,7 @@ def open_compute(
     load_block: Callable[[str], Any] | None = None,
     dask_log_level: int = logging.WARNING,
     warn: Callable[[str], None] | None = None,
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> AbstractContextManager[Client]:
     """A context manager yielding a Client to the job's cluster; it closes what it started.
 
@@ -96,6 +97,7 @@ def open_compute(
         dask_log_level: A cluster the job starts logs at this level and above.
         warn: Called once, before connecting, when the connection is unsafe (a plain tcp://
             scheduler on another machine).
+        logger: Where a cluster the job starts says what it waits for (its workers joining).
 
     Returns:
         A context manager yielding the job's `distributed.Client`.
@@ -115,7 +117,7 @@ def open_compute(
     ))
     if warn is not None and (message := target.security_warning()) is not None:
         warn(message)
-    return target.open()
+    return target.open(logger)
 
 
 def compute_target_for(request: ComputeRequest) -> ComputeTarget:

@@ -4,17 +4,17 @@ machine."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from distributed import Client
 from distributed.security import Security
 
+from prefect_parallelrun.execute.cluster_class import import_cluster_class, takes_argument
+from prefect_parallelrun.execute.cluster_workers import wait_for_cluster_workers
 from prefect_parallelrun.execute.compute_target import ComputeTarget, ComputeTargetError
 from prefect_parallelrun.execute.compute_tls import (
     client_security,
@@ -23,6 +23,7 @@ from prefect_parallelrun.execute.compute_tls import (
     plain_tcp_warning,
 )
 from prefect_parallelrun.execute.local_cluster import local_cluster
+from prefect_parallelrun.settings import get_settings
 
 LOCAL_CLUSTER_CLASS = "distributed.LocalCluster"
 
@@ -100,7 +101,8 @@ class ClusterCompute(ComputeTarget):
         tls_settings: dict[str, Any] | None = None,
     ):
         super().__init__(node_count, process_count_per_node)
-        self.cluster_class = _import_cluster_class(cluster_class)
+        self.cluster_class_path = cluster_class
+        self.cluster_class = import_cluster_class(cluster_class)
         self.cluster_kwargs = dict(cluster_kwargs)
         self.adapt_kwargs = adapt_kwargs
         self.dask_log_level = dask_log_level
@@ -113,7 +115,7 @@ class ClusterCompute(ComputeTarget):
                 f"DaskCompute cluster_kwargs has 'security' and the block has TLS settings "
                 f"too; keep one of them for the {dotted_path} cluster."
             )
-        if not _takes_argument(self.cluster_class, "security"):
+        if not takes_argument(self.cluster_class, "security"):
             raise ComputeTargetError(
                 f"DaskCompute cluster_class {dotted_path} takes no 'security' argument, so the "
                 "block's TLS settings cannot reach it. Configure TLS through its own "
@@ -122,13 +124,23 @@ class ClusterCompute(ComputeTarget):
         return cluster_security(tls_settings, dotted_path)
 
     @contextmanager
-    def open(self) -> Iterator[Client]:
+    def open(
+        self, logger: logging.Logger | logging.LoggerAdapter | None = None
+    ) -> Iterator[Client]:
         """Start, scale or adapt the cluster, connect, and close the cluster on leaving.
+
+        Args:
+            logger: Where the wait for the workers is logged; None for this module's logger.
 
         Returns:
             A context manager yielding the job's `distributed.Client`, once all
-            `node_count` workers are connected (when not adaptive).
+            `node_count` workers are connected (when not adaptive; see `cluster_workers`).
+
+        Raises:
+            ClusterWorkersTimeoutError: They did not all join within the
+                `cluster_workers_timeout_seconds` setting; the cluster is closed.
         """
+        timeout_seconds = get_settings().cluster_workers_timeout_seconds
         # dask-jobqueue's scheduler runs in this process: its INFO lines (each worker joining
         # and leaving) would bury the job's own log.
         dask_logger = logging.getLogger("distributed")
@@ -136,10 +148,11 @@ class ClusterCompute(ComputeTarget):
         dask_logger.setLevel(self.dask_log_level)
         try:
             with super().open() as client:
-                if self.adapt_kwargs is None:
-                    # A batch system starts the workers' jobs when it can (scale() only submits
-                    # them); the job's slots and its spread over nodes need them all connected.
-                    client.wait_for_workers(self.node_count)
+                if self.adapt_kwargs is None:  # the job's slots need them all connected
+                    wait_for_cluster_workers(
+                        client, self.node_count, self.cluster_class_path, timeout_seconds,
+                        logger or logging.getLogger(__name__),
+                    )
                 yield client
         finally:
             dask_logger.setLevel(previous)
@@ -222,21 +235,3 @@ class LocalClusterCompute(ClusterCompute):
         }
         self.cluster_kwargs = defaults | cluster_kwargs
 
-
-def _import_cluster_class(dotted_path: str) -> Callable[..., Any]:
-    module_name, _, class_name = dotted_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ComputeTargetError(
-            f"DaskCompute cluster_class {dotted_path!r} cannot be imported ({exc}). Give a dotted "
-            "path such as dask_jobqueue.SLURMCluster, and install its package."
-        ) from exc
-
-
-def _takes_argument(cluster_class: Callable[..., Any], name: str) -> bool:
-    try:
-        parameters = inspect.signature(cluster_class).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters

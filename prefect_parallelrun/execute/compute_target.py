@@ -7,6 +7,7 @@ made; `compute.compute_target_for` picks one from a config's `compute_target`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -48,8 +49,14 @@ class ComputeTarget:
         return self.process_count_per_node or default_process_count(self.node_count)
 
     @contextmanager
-    def open(self) -> Iterator[Client]:
+    def open(
+        self, logger: logging.Logger | logging.LoggerAdapter | None = None
+    ) -> Iterator[Client]:
         """Start the cluster if the job owns one, connect, and close both on leaving.
+
+        Args:
+            logger: Where a cluster the job starts says what it waits for (its workers
+                joining); None for this module's logger.
 
         Returns:
             A context manager yielding the job's `distributed.Client`.
