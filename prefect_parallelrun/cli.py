@@ -132,7 +132,7 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command of `prefect-parallelrun`.
 
-    Errors the user can fix (a bad config, setting or argument) are one `error:` line on
+    Errors the user can fix (a bad config, setting, input or argument) are one `error:` line on
     stderr and exit status 2, never a traceback.
 
     Args:

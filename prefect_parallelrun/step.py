@@ -21,6 +21,7 @@ from prefect_parallelrun.dispatch.grouping import (
     MiniBatchesPerTask,
     check_mini_batches_per_task,
 )
+from prefect_parallelrun.dispatch.job_plan import plan_inputs, planned_before_the_flow
 from prefect_parallelrun.dispatch.shared_cluster import (
     calling_flow_scheduler_address,
     is_task_runner_target,
@@ -55,8 +56,8 @@ class ParallelRunStep:
       kept, and running the step again resumes with the others.
 
     `ParallelRunStep.run()` returns a `ParallelRunResult` whatever the job's outcome, and
-    raises only for invalid arguments or settings, before anything runs. Called inside a
-    `@flow`, the run is a subflow.
+    raises only for invalid arguments, settings or inputs, before any flow run starts. Called
+    inside a `@flow`, the run is a subflow.
 
     Args:
         name: The step's name: the flow run's name and the logs folder's.
@@ -145,7 +146,9 @@ class ParallelRunStep:
         """Run the step (a subflow when called inside a flow) and return its result.
 
         The settings (`PREFECT_PARALLELRUN_*`, prefect.toml) are read first: an invalid one
-        raises before anything starts.
+        raises before anything starts. The inputs are then planned (listed and split into
+        mini-batches), once: an input that cannot be planned raises before any flow run
+        starts, and the flow run uses this plan.
 
         Args:
             resume: Resume the output folder's earlier run of the same job; False starts over.
@@ -165,6 +168,11 @@ class ParallelRunStep:
                 `compute_target` names no usable cluster (no saved block of that name, a
                 cluster class that cannot be imported).
             FileNotFoundError: before anything runs, when the entry script cannot be read.
+            InputError: (a `ValueError`) before any flow run starts, when an input cannot be
+                planned: a path that matches nothing (`InputNotFoundError`), a file that does
+                not match its `partition_format` (`PartitionFormatError`), an unreadable or
+                corrupt table (`InputReadError`, `CorruptInputError`); the message names the
+                input and the fix.
         """
         settings = get_settings()
         start_embedded_api()
@@ -179,7 +187,9 @@ class ParallelRunStep:
             load_block=DaskCompute.load,
         ))
         check_entry_script(config)
+        plan = plan_inputs(self.inputs, config)
         with (
+            planned_before_the_flow(self.inputs, config, plan),
             listening(progress_listener),
             riding_out_api_outages(settings.api_client_max_retries),
         ):

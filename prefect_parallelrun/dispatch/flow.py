@@ -24,8 +24,9 @@ from prefect_parallelrun.dispatch.arguments import check_arguments
 from prefect_parallelrun.dispatch.cluster_run import run_pending
 from prefect_parallelrun.dispatch.fingerprint import job_fingerprint
 from prefect_parallelrun.dispatch.grouping import check_mini_batches_per_task
+from prefect_parallelrun.dispatch.job_plan import plan_for_flow
 from prefect_parallelrun.dispatch.outcome import summarize
-from prefect_parallelrun.plan import Dataset, plan_job
+from prefect_parallelrun.plan import Dataset, InputError
 from prefect_parallelrun.report import JobLogs, ParallelRunResult
 from prefect_parallelrun.settings import get_settings
 
@@ -53,7 +54,11 @@ def parallel_run(
     one (`mini-batches-<first>-<last>`). The flow run ends Completed or Failed to match the
     job (Cancelled when cancelled); its data is a `ParallelRunResult` either way. Invalid
     arguments raise `ValueError` before anything runs; an invalid `PREFECT_PARALLELRUN_*`
-    setting ends the flow run Failed ("InvalidSettings") with one error line naming it.
+    setting ends the flow run Failed ("InvalidSettings") with one error line naming it, and an
+    input that cannot be planned (a path matching nothing, a file that does not match its
+    `partition_format`, a corrupt table) ends it Failed ("InvalidInputs") with one error line
+    naming the input, its data the `InputError`. `ParallelRunStep` and the command line plan
+    before the flow run starts, and refuse such inputs before any flow run exists.
 
     Args:
         config: The run configuration: entry script, mini-batch size, thresholds, compute.
@@ -69,7 +74,8 @@ def parallel_run(
             Prefect's bookkeeping does not slow the job).
 
     Returns:
-        The flow run's final state, its data the job's `ParallelRunResult`.
+        The flow run's final state, its data the job's `ParallelRunResult` (the
+        `InputError` for an input that cannot be planned).
 
     Example:
         ```python
@@ -101,7 +107,11 @@ def parallel_run(
         arguments = check_arguments(arguments)
         mini_batches_per_task = check_mini_batches_per_task(mini_batches_per_task)
         check_output(config, output)
-        plan = plan_job(inputs, config.mini_batch_size, config.partition_keys)
+        try:
+            plan = plan_for_flow(inputs, config)
+        except InputError as error:  # one line naming the input, not a traceback
+            logger.error("%s", error)
+            return Failed(name="InvalidInputs", message=str(error), data=error)
         fingerprint = job_fingerprint(config, plan.fingerprint, arguments)
         logger.info(
             "Planned %d mini-batches from %d input(s) (%s).",

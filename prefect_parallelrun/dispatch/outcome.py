@@ -153,9 +153,13 @@ def _status_and_message(
     if not plan.mini_batches:
         return "Completed", "Completed", "The inputs are empty: 0 mini-batches to run."
     if folder is not None and folder.output_file is not None and tally.succeeded_items == 0:
+        total = len(plan.mini_batches)
+        if tally.failed_items or not tally.failed_mini_batches:
+            counts = f"out of {tally.failed_items} failed items in {total}"
+        else:  # tables whose row counts only reading tells, and none could be read
+            counts = f"none could be read in {tally.failed_mini_batches} of {total}"
         return "Failed", "NoItemSucceeded", (
-            f"No item succeeded (out of {tally.failed_items} failed items in "
-            f"{len(plan.mini_batches)} mini-batches), so append_row has nothing to write. "
+            f"No item succeeded ({counts} mini-batches), so append_row has nothing to write. "
             f"See job_error.txt for the errors."
         )
     return "Completed", "Completed", (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from prefect_parallelrun.commit import CommitRecord
@@ -17,7 +18,9 @@ class Settler:
 
     Every attempt is written to the attempt report (and a failed one to job_error.txt); a
     success is committed, a failure counted against the thresholds, and the last allowed
-    failure fails the mini-batch with all its items.
+    failure fails the mini-batch with all its items. A failed attempt counts every item of its
+    mini-batch, also when it could not read them (files gone or unreadable): as many as the
+    plan knows, or as an earlier attempt read.
 
     Args:
         parts: The job's fixed parts.
@@ -28,6 +31,9 @@ class Settler:
         self._job = parts
         self._run_times = run_times
         self.last_errors: dict[int, AttemptResult] = {}
+        # Items an attempt of each unfinished mini-batch read, for the tables whose row count
+        # only reading tells: a later attempt that cannot read them still fails them all.
+        self._items_read: dict[int, int] = {}
 
     def settle(
         self, result: AttemptResult, attempt: int, unfinished: dict[int, MiniBatch],
@@ -47,6 +53,8 @@ class Settler:
             OSError: Its rows or the logs could not be written (a full disk, a read-only
                 folder); see `output_failed`.
         """
+        if not result.succeeded:
+            result = self._all_items_failed(result, unfinished[result.mini_batch_index])
         self._record(result)
         if result.succeeded:  # even once the job is stopping: it is done, keep it
             self._commit(result, attempt)
@@ -91,10 +99,23 @@ class Settler:
         Args:
             result: Its last attempt's result.
         """
+        self._items_read.pop(result.mini_batch_index, None)
         self._job.monitor.mini_batch_failed(result.mini_batch_index, result.items)
         self._job.progress.finished(succeeded=False)
 
+    def _all_items_failed(self, result: AttemptResult, mini_batch: MiniBatch) -> AttemptResult:
+        """The failed attempt with every item of its mini-batch counted, read or not."""
+        index = result.mini_batch_index
+        items = max(result.items, mini_batch.item_count or 0, self._items_read.get(index, 0))
+        self._items_read[index] = items
+        if items == result.items:
+            return result
+        return dataclasses.replace(
+            result, items=items, failed_items=items - result.succeeded_items
+        )
+
     def _commit(self, result: AttemptResult, attempt: int) -> None:
+        self._items_read.pop(result.mini_batch_index, None)
         if self._job.output is not None:
             record = CommitRecord(
                 mini_batch_id=result.mini_batch_id, mini_batch_index=result.mini_batch_index,

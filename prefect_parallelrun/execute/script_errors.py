@@ -91,7 +91,8 @@ def read_failed(exc: Exception) -> RunReply:
         A reply with no items (none were read).
     """
     error = (
-        f"Reading the mini-batch's input failed: {type(exc).__name__}: {exc}. Check "
+        f"Reading the mini-batch's input failed: {type(exc).__name__}: "
+        f"{str(exc).rstrip().rstrip('.')}. Check "
         "that its files exist and can be read from this node."
     )
     return RunReply(0, 0, error=error, traceback=full_traceback(exc))
