@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -214,3 +214,13 @@ def worker_killed_once_it_says(pid_file: Path, timeout: float = 180) -> Iterator
         yield killed
     finally:
         killer.join()
+
+
+def wait_until(condition: Callable[[], object], seconds: float, interval: float = 0.2) -> bool:
+    """Poll `condition` until it holds (True) or `seconds` have passed (False)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from prefect_parallelrun import DaskCompute
 from prefect_parallelrun.execute.compute import open_compute
 from tests import slurm
-from tests.jobs import JobBench
+from tests.jobs import JobBench, wait_until
 
 pytest.importorskip("dask_jobqueue")
 
@@ -41,15 +39,6 @@ def slurm_compute(cluster: slurm.SlurmCluster, folder: Path) -> DaskCompute:
     )
 
 
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
-
-
 @pytest.mark.slow
 def test_all_slurm_workers_have_joined_when_the_cluster_is_handed_over(
     slurm_cluster: slurm.SlurmCluster, tmp_path: Path
@@ -60,7 +49,7 @@ def test_all_slurm_workers_have_joined_when_the_cluster_is_handed_over(
     with open_compute(compute, node_count=2, process_count_per_node=None) as client:
         workers = client.scheduler_info()["workers"].values()
         assert sorted(worker["name"] for worker in workers) == ["SLURMCluster-0", "SLURMCluster-1"]
-    assert wait_for(lambda: not slurm_cluster.queued_jobs(), 60), slurm_cluster.queued_jobs()
+    assert wait_until(lambda: not slurm_cluster.queued_jobs(), 60), slurm_cluster.queued_jobs()
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -85,5 +74,5 @@ def test_a_job_runs_on_slurm_jobs_and_they_end_with_it(
     worker_jobs = sorted(path.name for path in (bench.root / "worker-jobs").glob("*.err"))
     assert len(worker_jobs) == 2, worker_jobs  # each worker ran as a SLURM batch job
     # Closing the cluster cancels the worker jobs; SLURM then lets them complete.
-    assert wait_for(lambda: not slurm_cluster.queued_jobs(), 60), slurm_cluster.queued_jobs()
-    assert wait_for(lambda: not slurm_cluster.job_processes(), 60), slurm_cluster.job_processes()
+    assert wait_until(lambda: not slurm_cluster.queued_jobs(), 60), slurm_cluster.queued_jobs()
+    assert wait_until(lambda: not slurm_cluster.job_processes(), 60), slurm_cluster.job_processes()

@@ -11,13 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.jobs import kill_processes
+from tests.jobs import kill_processes, wait_until
 from tests.test_plain_script import embedded_environment
 
 pytestmark = pytest.mark.slow  # the script starts Prefect's embedded server and a job
@@ -53,15 +52,6 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-def wait_until(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_a_killed_plain_script_leaves_no_embedded_api_server_running(tmp_path: Path):
