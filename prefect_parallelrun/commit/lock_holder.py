@@ -8,12 +8,14 @@ stopped one.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
 import uuid
 from dataclasses import dataclass
 
+import fsspec
 import psutil
 
 from prefect_parallelrun.settings import get_settings
@@ -58,6 +60,24 @@ class Holder:
             process_started=psutil.Process().create_time(), run_id=run_id, started=now,
             heartbeat=now,
         )
+
+    @classmethod
+    def read(cls, fs: fsspec.AbstractFileSystem, path: str) -> Holder | None:
+        """The holder written in the lock file at `path`.
+
+        Args:
+            fs: The output folder's filesystem.
+            path: The lock file's path on `fs`.
+
+        Returns:
+            The holder; None when there is no lock file, or it is empty or unreadable (a lock
+            file just created, before its content is written).
+        """
+        try:
+            with fs.open(path, "rb") as file:
+                return cls(**json.loads(file.read()))
+        except (FileNotFoundError, IsADirectoryError, ValueError, TypeError):
+            return None
 
     def is_alive(self, stale_after_seconds: float | None = None) -> bool:
         """Whether the holder may still be writing (see the module docstring for the rule).

@@ -144,11 +144,7 @@ class WriterLock:
 
     def _read(self) -> Holder | None:
         """The holder in the lock file; None when there is no lock file or it is unreadable."""
-        try:
-            with self._fs.open(self._path, "rb") as file:
-                return Holder(**json.loads(file.read()))
-        except (FileNotFoundError, ValueError, TypeError):
-            return None
+        return Holder.read(self._fs, self._path)
 
     def _read_settled(self) -> Holder | None:
         """The holder, giving a lock file just created the time to get its content."""

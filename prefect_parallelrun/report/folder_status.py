@@ -84,7 +84,7 @@ def read_folder_status(folder: str) -> FolderStatus:
             f"{folder} is not the output folder of a parallel run: it {what}. Pass the folder "
             f"that was given to 'prefect-parallelrun run --output'."
         )
-    holder = _holder(fs, f"{root}/{STATE_FOLDER}/{LOCK_FILE}")
+    holder = Holder.read(fs, f"{root}/{STATE_FOLDER}/{LOCK_FILE}")
     committed = OutputFolder(url, None).committed()
     result_lines = _result_lines(fs, root)
     if holder is not None and holder.is_alive():
@@ -106,16 +106,6 @@ def read_folder_status(folder: str) -> FolderStatus:
             _read_text(fs, f"{root}/{ATTEMPT_REPORT}"), set(committed)
         ),
     )
-
-
-def _holder(fs: fsspec.AbstractFileSystem, path: str) -> Holder | None:
-    text = _read_text(fs, path)
-    if not text:
-        return None
-    try:
-        return Holder(**json.loads(text))
-    except (ValueError, TypeError):
-        return None
 
 
 def _result_lines(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
