@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests.jobs import kill_processes, wait_until
-from tests.test_plain_script import embedded_environment
+from tests.test_plain_script import embedded_environment, write_plain_job
 
 pytestmark = pytest.mark.slow  # the script starts Prefect's embedded server and a job
 
@@ -55,12 +55,7 @@ def gone(pid: int) -> bool:
 
 
 def test_a_killed_plain_script_leaves_no_embedded_api_server_running(tmp_path: Path):
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "slow.py").write_text(SLOW)
-    (tmp_path / "items").mkdir()
-    for number in range(30):
-        (tmp_path / "items" / f"item_{number:02d}.txt").write_text(str(number))
-    (tmp_path / "job.py").write_text(SCRIPT)
+    write_plain_job(tmp_path, SCRIPT, {"slow.py": SLOW}, items=30)
     marker = tmp_path / "job-is-running"
     log = (tmp_path / "script-output.txt").open("w")
     script = subprocess.Popen(

@@ -45,13 +45,19 @@ def embedded_environment(**extra: str) -> dict[str, str]:
     return {**environment, "PREFECT_HOME": extra.pop("PREFECT_HOME"), **extra}
 
 
+def write_plain_job(folder: Path, job: str, entry_scripts: dict[str, str], items: int) -> None:
+    """A user's folder: `job.py`, `scripts/` with the entry scripts, `items/item_<n>.txt`."""
+    (folder / "scripts").mkdir()
+    for name, text in entry_scripts.items():
+        (folder / "scripts" / name).write_text(text)
+    (folder / "items").mkdir()
+    for number in range(items):
+        (folder / "items" / f"item_{number:02d}.txt").write_text(str(number))
+    (folder / "job.py").write_text(job)
+
+
 def test_a_plain_script_runs_one_job_quietly_on_the_local_cluster(tmp_path: Path):
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "score.py").write_text(SCORE)
-    (tmp_path / "items").mkdir()
-    for number in range(5):
-        (tmp_path / "items" / f"item_{number}.txt").write_text(str(number))
-    (tmp_path / "job.py").write_text(PLAIN_SCRIPT)
+    write_plain_job(tmp_path, PLAIN_SCRIPT, {"score.py": SCORE}, items=5)
     done = subprocess.run(
         [sys.executable, "job.py"], cwd=tmp_path, capture_output=True, text=True, timeout=240,
         env=embedded_environment(PREFECT_HOME=str(tmp_path / "prefect-home")),
@@ -64,7 +70,7 @@ def test_a_plain_script_runs_one_job_quietly_on_the_local_cluster(tmp_path: Path
         "RESULT Completed"
     ], output
     assert (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines() == [
-        f"item_{number}.txt" for number in range(5)
+        f"item_{number:02d}.txt" for number in range(5)
     ]
     noise = [
         line for line in output.splitlines()
