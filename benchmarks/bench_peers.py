@@ -223,18 +223,19 @@ def target(workload: Workload, line: dict) -> str:
 
 def table(results: dict[str, tuple[Workload, int, list[dict]]], mode: common.Mode) -> str:
     text = [common.header(mode, "Dispatch against the alternatives (`benchmarks/bench_peers.py`)"),
-            "| row | work | competitor | seconds | / client.map | parallel_run / competitor "
-            "| target |", "|---|---|---|---|---|---|---|"]
+            "| row | work | competitor | seconds | ms per mini-batch | / client.map "
+            "| parallel_run / competitor | target |", "|---|---|---|---|---|---|---|---|"]
     for name, (workload, count, lines) in results.items():
         work = f"{count:,} x {workload.seconds * 1000:g} ms CPU, {workload.processes} processes"
         for line in lines:
             if "reason" in line:
-                text.append(f"| {name} | {work} | {line['name']} | — | — | — | "
+                text.append(f"| {name} | {work} | {line['name']} | — | — | — | — | "
                             f"{line['reason']} |")
                 continue
+            per_mini_batch = line["seconds"] / count * 1000
             text.append(f"| {name} | {work} | {line['name']} | {line['seconds']:.1f} s | "
-                        f"{line['vs_floor']:.3f}x | {line['ours_vs']:.3f}x | "
-                        f"{target(workload, line)} |")
+                        f"{per_mini_batch:.2f} ms | {line['vs_floor']:.3f}x | "
+                        f"{line['ours_vs']:.3f}x | {target(workload, line)} |")
     return "\n".join(text) + "\n"
 
 
