@@ -161,7 +161,7 @@ def main() -> None:
         return
     mode = common.mode_of(options)
     images = int(mode.pick(20_000, 2_000, 100))
-    sleeps = int(mode.pick(2_000, 320, 32))
+    sleeps = int(mode.pick(2_000, 160, 32))
     sleep_seconds = float(mode.pick(0.2, 0.2, 0.05))
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
