@@ -46,7 +46,7 @@ def embedded_environment(**extra: str) -> dict[str, str]:
 
 
 def write_plain_job(folder: Path, job: str, entry_scripts: dict[str, str], items: int) -> None:
-    """A user's folder: `job.py`, `scripts/` with the entry scripts, `items/item_<n>.txt`."""
+    """A user's folder: `job.py`, `scripts/` with the entry scripts, `items/item_<nn>.txt`."""
     (folder / "scripts").mkdir()
     for name, text in entry_scripts.items():
         (folder / "scripts" / name).write_text(text)
