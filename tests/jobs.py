@@ -224,3 +224,8 @@ def wait_until(condition: Callable[[], object], seconds: float, interval: float 
             return False
         time.sleep(interval)
     return True
+
+
+def wait_for(condition: Callable[[], object], seconds: float, what: str) -> None:
+    """`wait_until`, failing the test ("timed out waiting for <what>") when it does not hold."""
+    assert wait_until(condition, seconds, interval=0.1), f"timed out waiting for {what}"

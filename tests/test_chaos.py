@@ -29,7 +29,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from prefect_parallelrun.dispatch.api_outage import OUTAGE_WARNING, riding_out_api_outages
-from tests.jobs import SCRIPTS, DaskProcesses, JobBench
+from tests.jobs import SCRIPTS, DaskProcesses, JobBench, wait_for
 from tests.prefect_servers import PostgresCluster, PrefectServer
 
 MINI_BATCHES = 2000
@@ -158,7 +158,7 @@ def inject_faults(
     """Once the job runs, each fault at its drawn moment (seconds after the first mini-batch
     started), each in a thread of its own so that the outage does not delay the others.
     Returns the entry-script processes that the killed worker left without a parent."""
-    wait_until(lambda: bench.calls_file.exists(), 180, "the job's first mini-batch")
+    wait_for(lambda: bench.calls_file.exists(), 180, "the job's first mini-batch")
     started = time.monotonic()
     orphans: set[int] = set()
     worker = dask.workers[schedule.randrange(len(dask.workers))]
@@ -169,7 +169,7 @@ def inject_faults(
         worker.wait()
 
     def kill_entry_process() -> None:
-        wait_until(lambda: entry_process_pids(dask), 30, "an entry-script process")
+        wait_for(lambda: entry_process_pids(dask), 30, "an entry-script process")
         pids = entry_process_pids(dask)
         with contextlib.suppress(ProcessLookupError):  # it ended a moment ago
             os.kill(pids[int(pick * len(pids))], signal.SIGKILL)
@@ -255,10 +255,3 @@ def processes(pids: set[int]) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             continue
     return found
-
-
-def wait_until(condition: Callable[[], object], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)

@@ -18,7 +18,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL
 
-from tests.jobs import SCRIPTS, DaskProcesses, JobBench, stop_process
+from tests.jobs import SCRIPTS, DaskProcesses, JobBench, stop_process, wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 LOGGER = logging.getLogger("tests.cancel")
@@ -39,13 +39,6 @@ def start_flow_process(bench: JobBench, address: str, name: str) -> subprocess.P
         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "STEP_NAME": name},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def committed_items(bench: JobBench) -> set[str]:
