@@ -6,11 +6,17 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from prefect import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.objects import Log
+from prefect.logging.handlers import APILogHandler
 
 from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep
 from prefect_parallelrun.report import ParallelRunResult
@@ -229,3 +235,22 @@ def wait_until(condition: Callable[[], object], seconds: float, interval: float 
 def wait_for(condition: Callable[[], object], seconds: float, what: str) -> None:
     """`wait_until`, failing the test ("timed out waiting for <what>") when it does not hold."""
     assert wait_until(condition, seconds, interval=0.1), f"timed out waiting for {what}"
+
+
+def flow_run_logs(flow_run_id: uuid.UUID) -> list[Log]:
+    """The flow run's log records on the API server, once this process has sent them all.
+
+    Prefect sends log records in batches from a background thread (every 2 s by default), so a
+    flow run that has just returned may not have all of them on the server yet. A handler's
+    flush sends what the process's one log worker holds, and waits for it.
+    """
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    # The engine's last line: checks on what the logs hold must not pass on missing logs.
+    assert any(log.message.startswith("Finished in state") for log in logs), [
+        log.message for log in logs
+    ]
+    return logs

@@ -12,15 +12,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
-    LogFilter,
-    LogFilterFlowRunId,
 )
 
 from prefect_parallelrun import DaskCompute
 from prefect_parallelrun.dispatch.flow import parallel_run
 from prefect_parallelrun.execute.compute import ComputeTargetError, open_compute
 from prefect_parallelrun.execute.compute_tls import plain_tcp_warning
-from tests.jobs import DaskProcesses, JobBench
+from tests.jobs import DaskProcesses, JobBench, flow_run_logs
 
 
 class TlsCluster:
@@ -107,11 +105,9 @@ def test_a_job_runs_on_a_tls_scheduler_with_credentials_from_a_block_and_leaks_n
     assert bench.rows() == expected_rows(6)
 
     flow_run_id = state.state_details.flow_run_id
+    logs = flow_run_logs(flow_run_id)
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(flow_run_id)
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-        )
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
@@ -259,10 +255,7 @@ def test_a_job_on_a_loopback_tcp_scheduler_logs_no_warning(
     )
     assert state.result().succeeded
     assert bench.rows() == expected_rows(2)
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(
-            flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])
-        ))
+    logs = flow_run_logs(state.state_details.flow_run_id)
     assert not [log.message for log in logs if log.level >= 30]
 
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.settings import PREFECT_API_URL
 
 from prefect_parallelrun.commit import CODE, OutputFolderInUseError, ResumeRefusedError
@@ -23,7 +21,7 @@ from prefect_parallelrun.dispatch.fingerprint import job_fingerprint
 from prefect_parallelrun.dispatch.flow import parallel_run
 from prefect_parallelrun.report import ParallelRunResult
 from prefect_parallelrun.step import result_of
-from tests.jobs import SCRIPTS, JobBench, kill_processes
+from tests.jobs import SCRIPTS, JobBench, flow_run_logs, kill_processes
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 KEPT_ROWS_WARNING = "committed mini-batches keep their rows from an earlier version"
@@ -47,12 +45,7 @@ def run_and_read_logs(bench: JobBench, **config: object) -> tuple[ParallelRunRes
         config=step.parallel_run_config, inputs=step.inputs, output=step.output,
         name=step.name, allow_reuse=False, return_state=True,
     )
-    flow_run_id = state.state_details.flow_run_id
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return result_of(state), logs
+    return result_of(state), flow_run_logs(state.state_details.flow_run_id)
 
 
 def job_result_lines(bench: JobBench) -> list[str]:

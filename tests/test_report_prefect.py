@@ -9,13 +9,11 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterId,
-    LogFilter,
-    LogFilterFlowRunId,
     TaskRunFilter,
 )
 
 from prefect_parallelrun.dispatch.flow import parallel_run
-from tests.jobs import JobBench
+from tests.jobs import JobBench, flow_run_logs
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 SECRET = "hunter2-s3cr3t-value"
@@ -40,9 +38,7 @@ def test_a_job_shows_its_mini_batches_artifacts_and_keeps_its_secret(bench: JobB
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-        )
+    logs = flow_run_logs(flow_run_id)
     by_name = {task_run.name: task_run for task_run in task_runs}
     assert set(by_name) == {"mini-batch-0", "mini-batch-1", "mini-batch-2"}
     assert by_name["mini-batch-1"].state.is_failed()

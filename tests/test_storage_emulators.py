@@ -23,13 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep, TabularDataset
 from prefect_parallelrun.commit import CommitRecord, OutputFolder, stage_rows
 from prefect_parallelrun.dispatch.flow import parallel_run
 from prefect_parallelrun.step import result_of
-from tests.jobs import DaskProcesses, JobBench, worker_killed_once_it_says
+from tests.jobs import DaskProcesses, JobBench, flow_run_logs, worker_killed_once_it_says
 from tests.storage_servers import Azurite, MotoS3, StorageServer, azurite_blob_program
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
@@ -278,9 +277,7 @@ def assert_secret_is_nowhere(store: Store, flow_run_id: uuid.UUID) -> None:
         assert secret not in store.fs.cat(path).decode(errors="replace"), path
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(flow_run_id)
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-        )
+    logs = flow_run_logs(flow_run_id)
     assert logs
     assert secret not in str(flow_run.parameters)
     assert not [log.message for log in logs if secret in log.message]
