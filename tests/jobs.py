@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-from prefect.client.schemas.objects import Log
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.objects import Log, TaskRun
 from prefect.logging.handlers import APILogHandler
 
 from prefect_parallelrun import FileDataset, ParallelRunConfig, ParallelRunStep
@@ -254,3 +259,32 @@ def flow_run_logs(flow_run_id: uuid.UUID) -> list[Log]:
         log.message for log in logs
     ]
     return logs
+
+
+def settled_task_runs(flow_run_id: uuid.UUID, seconds: float = 60) -> dict[str, TaskRun]:
+    """The flow run's task runs by name, once the server has recorded their last states.
+
+    The server records task runs from the events their engines send, a moment after a flow run
+    returns: wait until every task run it knows is in a final state and two reads half a second
+    apart agree.
+    """
+    def read() -> dict[str, TaskRun]:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        return {run.name: run for run in runs}
+
+    def snapshot(runs: dict[str, TaskRun]) -> dict[str, tuple]:
+        return {name: (run.state_type, run.run_count) for name, run in runs.items()}
+
+    runs = read()
+    deadline = time.monotonic() + seconds
+    while True:
+        time.sleep(0.5)
+        latest = read()
+        final = all(run.state is not None and run.state.is_final() for run in latest.values())
+        if final and snapshot(latest) == snapshot(runs):
+            return latest
+        assert time.monotonic() < deadline, f"task runs still changing: {snapshot(latest)}"
+        runs = latest

@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator
 import psutil
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from prefect_parallelrun.dispatch.api_outage import OUTAGE_WARNING, riding_out_api_outages
-from tests.jobs import SCRIPTS, DaskProcesses, JobBench, wait_for
+from tests.jobs import SCRIPTS, DaskProcesses, JobBench, settled_task_runs, wait_for
 from tests.prefect_servers import PostgresCluster, PrefectServer
 
 MINI_BATCHES = 2000
@@ -233,18 +233,8 @@ def assert_flow_run_completed(server: PrefectServer, name: str) -> None:
         )
         assert len(runs) == 1, runs
         assert runs[0].state.type == StateType.COMPLETED, runs[0].state
-
-        def task_states() -> set[StateType | None]:
-            tasks = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id]))
-            )
-            return {task.state_type for task in tasks}
-
-        # The server records task runs from their events, a moment after they arrive.
-        deadline = time.monotonic() + 60
-        while (states := task_states()) != {StateType.COMPLETED}:
-            assert time.monotonic() < deadline, f"task-run states: {states}"
-            time.sleep(1)
+        states = {task.state_type for task in settled_task_runs(runs[0].id).values()}
+        assert states == {StateType.COMPLETED}, states
 
 
 def processes(pids: set[int]) -> list[psutil.Process]:

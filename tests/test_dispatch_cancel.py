@@ -18,7 +18,14 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL
 
-from tests.jobs import SCRIPTS, DaskProcesses, JobBench, stop_process, wait_for
+from tests.jobs import (
+    SCRIPTS,
+    DaskProcesses,
+    JobBench,
+    settled_task_runs,
+    stop_process,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 LOGGER = logging.getLogger("tests.cancel")
@@ -113,10 +120,8 @@ def test_cancelling_the_flow_run_from_the_cli_stops_the_entry_processes(
     assert "cancelled" in final.state.message
     job_result = (bench.output / "logs" / "job_result.txt").read_text()
     assert job_result.startswith("Failed: The job was cancelled: this flow run"), job_result
-    with get_client(sync_client=True) as client:
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [final.id]}))
     committed = committed_items(bench)
-    by_state = {task.name: task.state.type for task in tasks}
+    by_state = {name: task.state_type for name, task in settled_task_runs(final.id).items()}
     assert {
         name for name, state in by_state.items() if state == StateType.COMPLETED
     } == {f"mini-batch-{int(item[5:8])}" for item in committed}, by_state

@@ -6,13 +6,11 @@ import re
 import uuid
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter
 from prefect.client.schemas.objects import StateType
 
 from prefect_parallelrun.dispatch.flow import parallel_run
 from prefect_parallelrun.dispatch.grouping import check_mini_batches_per_task, group_size
-from tests.jobs import JobBench
+from tests.jobs import JobBench, settled_task_runs
 from tests.test_dispatch_cancel import (
     STUCK,
     assert_processes_stopped,
@@ -33,13 +31,7 @@ def run_job(bench: JobBench, mini_batches_per_task: int | str, **config_override
         config=step.parallel_run_config, inputs=step.inputs, output=step.output,
         allow_reuse=False, mini_batches_per_task=mini_batches_per_task, return_state=True,
     )
-    return state.result(raise_on_failure=False), task_runs_of(state.state_details.flow_run_id)
-
-
-def task_runs_of(flow_run_id) -> dict:
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]}))
-    return {run.name: run for run in runs}
+    return state.result(raise_on_failure=False), settled_task_runs(state.state_details.flow_run_id)
 
 
 def covered(name: str) -> list[int]:
@@ -158,7 +150,7 @@ def test_cancelling_stops_a_groups_processes_and_commits_its_finished_members(
         flow_process.kill()
         flow_process.wait()
     assert_processes_stopped(dask_processes)
-    runs = task_runs_of(flow_run_named(name).id)
+    runs = settled_task_runs(flow_run_named(name).id)
     assert sorted(runs) == ["mini-batches-0-3", "mini-batches-4-7"]
     assert {run.state.type for run in runs.values()} == {StateType.CANCELLED}
     assert committed_items(bench) == {"item-000.txt", "item-001.txt"}

@@ -7,13 +7,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
-    FlowRunFilter,
-    FlowRunFilterId,
-    TaskRunFilter,
 )
 
 from prefect_parallelrun.dispatch.flow import parallel_run
-from tests.jobs import JobBench, flow_run_logs
+from tests.jobs import JobBench, flow_run_logs, settled_task_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 SECRET = "hunter2-s3cr3t-value"
@@ -31,15 +28,11 @@ def test_a_job_shows_its_mini_batches_artifacts_and_keeps_its_secret(bench: JobB
     flow_run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(flow_run_id)
-        task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            task_run_filter=TaskRunFilter(),
-        )
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
     logs = flow_run_logs(flow_run_id)
-    by_name = {task_run.name: task_run for task_run in task_runs}
+    by_name = settled_task_runs(flow_run_id)
     assert set(by_name) == {"mini-batch-0", "mini-batch-1", "mini-batch-2"}
     assert by_name["mini-batch-1"].state.is_failed()
     assert by_name["mini-batch-1"].run_count == 2
