@@ -14,6 +14,7 @@ attempts that were not committed and are never read.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import uuid
 from abc import ABC, abstractmethod
@@ -22,6 +23,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from prefect_parallelrun.commit.rows import OBJECT_STORES, protocols
 
@@ -37,10 +39,13 @@ def folder_files(fs: fsspec.AbstractFileSystem, state: str) -> FolderFiles:
         state: Path of the folder's `.parallel_run` folder on `fs`.
 
     Returns:
-        The in-place protocol on an object store, the renaming one elsewhere.
+        The in-place protocol on an object store, the renaming one elsewhere (on local disk
+        with the operating system's calls).
     """
     if OBJECT_STORES & set(protocols(fs)):
         return _InPlaceFiles(fs, state)
+    if isinstance(fs, LocalFileSystem):
+        return _LocalFiles(fs, state)
     return _RenamingFiles(fs, state)
 
 
@@ -210,6 +215,35 @@ class _RenamingFiles(FolderFiles):
                 if self.fs.exists(temporary):
                     self.fs.rm(temporary)
             raise
+
+
+class _LocalFiles(_RenamingFiles):
+    """The renaming protocol on local disk, with the operating system's calls: the flow
+    process commits every mini-batch, and fsspec's path handling cost more than the renames
+    themselves (a third of a millisecond a commit). Paths are the local filesystem's."""
+
+    def write_atomically(self, path: str, text: str) -> None:
+        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        with self._removed_on_error(temporary):
+            with open(temporary, "w", encoding="utf-8") as file:
+                file.write(text)
+            os.replace(temporary, path)
+
+    def write_joined(self, path: str, parts: list[str]) -> None:
+        folder, name = path.rsplit("/", 1)
+        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        with self._removed_on_error(temporary):
+            with open(temporary, "wb") as joined:
+                for part in parts:
+                    with suppress(FileNotFoundError), open(part, "rb") as rows:
+                        joined.write(rows.read())
+            os.replace(temporary, path)
+
+    def _publish(self, staged_rows: str, destination: str) -> None:
+        if "://" in staged_rows:  # staged elsewhere than on local disk
+            super()._publish(staged_rows, destination)
+            return
+        os.replace(staged_rows, destination)
 
 
 class _InPlaceFiles(FolderFiles):

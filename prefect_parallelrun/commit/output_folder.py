@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict
 from typing import Any
 
 import fsspec
@@ -163,7 +162,7 @@ class OutputFolder(FolderPaths):
         Raises:
             OSError: The part or the record cannot be written; the mini-batch is not committed.
         """
-        stamped: dict[str, Any] = {**asdict(record), "code_sha256": self._code_sha256}
+        stamped: dict[str, Any] = {**vars(record), "code_sha256": self._code_sha256}
         part = self._files.commit_part(record.mini_batch_id, staged_rows, stamped)
         if self._parts is not None:
             self._parts[record.mini_batch_id] = part
