@@ -10,9 +10,9 @@ where the entry-script process wrote them, and the ledger record, written once, 
 (`"rows": "staged/<name>"`) and is the commit point. Staged rows that no record names belong to
 attempts that were not committed and are never read.
 
-On local disk the renaming protocol calls the operating system (`open`, `os.replace`) rather
-than fsspec: the flow process commits every mini-batch, and fsspec's path handling cost more
-than the renames themselves.
+On local disk the renaming protocol calls the operating system (`open`, `os.replace`,
+`os.listdir`) rather than fsspec: the flow process commits every mini-batch and a resumed job
+reads every ledger record, and fsspec's path handling cost more than the calls themselves.
 
 Over 250 lines as one concern: the protocols share one contract (`FolderFiles`) and differ in a
 few methods each, which read best side by side.
@@ -148,6 +148,29 @@ class FolderFiles(ABC):
         with self.fs.open(path, "r", encoding="utf-8") as file:
             return json.load(file)
 
+    def files_in(self, folder: str, suffix: str) -> list[str]:
+        """The paths of the files in `folder` whose names end with `suffix`, sorted.
+
+        Args:
+            folder: A folder's path on the filesystem; it may not exist (no files).
+            suffix: The names' ending, such as ".json".
+
+        Returns:
+            Their paths on the filesystem.
+        """
+        return sorted(self.fs.glob(f"{folder}/*{suffix}"))
+
+    def exists(self, path: str) -> bool:
+        """Whether a file is there.
+
+        Args:
+            path: The file's path on the filesystem.
+
+        Returns:
+            Whether it exists.
+        """
+        return bool(self.fs.exists(path))
+
     def read_each(self, paths: list[str]) -> Iterator[bytes]:
         """The contents of `paths`, in order: one request each, `PARTS_PER_READ` at a time,
         concurrent on object stores.
@@ -238,6 +261,21 @@ class _LocalFiles(_RenamingFiles):
 
     def _move(self, source: str, destination: str) -> None:
         os.replace(source, destination)
+
+    def files_in(self, folder: str, suffix: str) -> list[str]:
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return []
+        return sorted(f"{folder}/{name}" for name in names if name.endswith(suffix))
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def read_each(self, paths: list[str]) -> Iterator[bytes]:
+        for path in paths:
+            with open(path, "rb") as file:
+                yield file.read()
 
     def _publish(self, staged_rows: str, destination: str) -> None:
         if "://" in staged_rows:

@@ -71,7 +71,7 @@ def read_ledger(files: FolderFiles) -> dict[str, LedgerEntry]:
     Raises:
         OSError: The ledger cannot be read.
     """
-    paths = sorted(files.fs.glob(f"{files.ledger_folder}/*.json"))
+    paths = files.files_in(files.ledger_folder, ".json")
     entries = {}
     for text in files.read_each(paths):
         fields = json.loads(text)
@@ -79,11 +79,12 @@ def read_ledger(files: FolderFiles) -> dict[str, LedgerEntry]:
         names_its_rows = "rows" in fields
         rows = fields.pop("rows", None)
         record = CommitRecord(**fields)
-        part: str | None = files.moved_part(record.mini_batch_id)
+        part: str | None
         if names_its_rows:
             part = None if rows is None else f"{files.state}/{rows}"
-        elif not files.fs.exists(part):
-            part = None
+        else:
+            moved = files.moved_part(record.mini_batch_id)
+            part = moved if files.exists(moved) else None
         entries[record.mini_batch_id] = LedgerEntry(record, stamp, part)
     return entries
 
